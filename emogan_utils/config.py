@@ -1,0 +1,75 @@
+"""Where things live: one dataclass read from the environment, shared by the CLI and notebooks.
+
+``EMOGAN_DATA`` points at a RAVDESS folder; without it ``data/RAVDESS`` is used if present,
+otherwise the embedded corpus in ``data/embedded`` (made on first use). ``EMOGAN_WORK`` holds
+caches and checkpoints, ``EMOGAN_FIGURES`` the figures the notebooks save.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class EmoganError(Exception):
+    """Base of the errors emogan raises for bad input; messages name the file and the problem."""
+
+
+def project_root() -> Path:
+    """The repository root for an editable install, else ``~/.emogan``."""
+    repo = PACKAGE_DIR.parent
+    if (repo / "pyproject.toml").exists() and (repo / "notebooks").is_dir():
+        return repo
+    return Path.home() / ".emogan"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders emogan reads from and writes to."""
+
+    root: Path
+    data: Path | None
+    work: Path
+    figures: Path
+
+    @property
+    def embedded(self) -> Path:
+        """Where the embedded (synthetic) corpus is made."""
+        return self.root / "data" / "embedded"
+
+    @property
+    def cache(self) -> Path:
+        """Feature cache, keyed by audio parameters inside."""
+        return self.work / "cache"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Trained models that later notebooks pick up."""
+        return self.work / "checkpoints"
+
+    @property
+    def corpus(self) -> Path:
+        """The corpus to use: the configured RAVDESS folder, else the embedded corpus."""
+        return self.data if self.data is not None else self.embedded
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.data is None
+
+    @classmethod
+    def from_env(cls) -> "Paths":
+        """Read ``EMOGAN_DATA``, ``EMOGAN_WORK`` and ``EMOGAN_FIGURES``; fall back to the repo."""
+        root = project_root()
+        env_data = os.environ.get("EMOGAN_DATA")
+        if env_data:
+            data: Path | None = Path(env_data).expanduser()
+        elif (root / "data" / "RAVDESS").is_dir():
+            data = root / "data" / "RAVDESS"
+        else:
+            data = None
+        work = Path(os.environ.get("EMOGAN_WORK") or root / "data").expanduser()
+        figures = Path(os.environ.get("EMOGAN_FIGURES") or root / "SampleImages").expanduser()
+        return cls(root=root, data=data, work=work, figures=figures)

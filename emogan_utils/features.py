@@ -1,0 +1,336 @@
+"""Audio in, log-mel out: one loader, one mel transform, normalisation and an on-disk cache.
+
+:class:`AudioConfig` holds every audio parameter once; training, caching and Griffin-Lim
+inversion all take the same object, so a model can never be paired with the wrong features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from tqdm.auto import tqdm
+
+from emogan_utils import storage
+from emogan_utils.config import EmoganError
+
+
+class AudioError(EmoganError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Every audio and mel parameter, shared by features, models and inversion."""
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    db_floor: float = -100.0
+    """Power below 10**(db_floor/10) is clamped: silence sits at this level."""
+    trim_db: float | None = 40.0
+    """Trim leading/trailing audio quieter than this many dB below the peak; None keeps all."""
+    duration: float | None = 3.0
+    """Crop or zero-pad every clip to this many seconds after trimming; None keeps lengths."""
+
+    @property
+    def n_samples(self) -> int | None:
+        return None if self.duration is None else int(round(self.duration * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int | None:
+        """Frames of a fixed-length clip (centred STFT)."""
+        return None if self.n_samples is None else 1 + self.n_samples // self.hop_length
+
+    def key(self) -> str:
+        """A short hash of all parameters, used to key caches and check checkpoints."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "AudioConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown audio parameters {sorted(unknown)}")
+        return cls(**values)
+
+    def differences(self, other: "AudioConfig") -> list[str]:
+        """Human-readable list of parameters that differ from ``other``."""
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{k}: {mine[k]!r} != {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
+# ------------------------------------------------------------------------------ loading
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a file as float32 mono (channels averaged); raise :class:`AudioError` if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for corrupt files
+        raise AudioError(f"{path}: cannot read audio ({err})") from err
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: file holds no samples")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return data.mean(axis=1), int(rate)
+
+
+def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample with soxr (high quality); a no-op when the rates match."""
+    if orig_rate == target_rate:
+        return wave
+    return librosa.resample(wave, orig_sr=orig_rate, target_sr=target_rate,
+                            res_type="soxr_hq").astype(np.float32)
+
+
+def trim_silence(wave: np.ndarray, top_db: float | None) -> np.ndarray:
+    """Cut leading and trailing audio quieter than ``top_db`` below the peak."""
+    if top_db is None or not np.any(wave):
+        return wave
+    trimmed, _ = librosa.effects.trim(wave, top_db=top_db, frame_length=1024, hop_length=256)
+    return trimmed if trimmed.size else wave
+
+
+def fix_length(wave: np.ndarray, n_samples: int | None) -> np.ndarray:
+    """Crop the end or zero-pad the end to exactly ``n_samples`` (no-op when None)."""
+    if n_samples is None:
+        return wave
+    if wave.shape[-1] >= n_samples:
+        return wave[..., :n_samples]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, n_samples - wave.shape[-1])]
+    return np.pad(wave, pad)
+
+
+def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig(),
+               trim: bool = True, fixed_length: bool = True) -> np.ndarray:
+    """Read, downmix, resample, trim and crop/pad one file as ``config`` says."""
+    wave, rate = read_audio(path)
+    wave = resample(wave, rate, config.sample_rate)
+    if trim:
+        wave = trim_silence(wave, config.trim_db)
+    if fixed_length:
+        wave = fix_length(wave, config.n_samples)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def prepare_waveform(wave: np.ndarray | torch.Tensor, sample_rate: int,
+                     config: AudioConfig = AudioConfig(), fixed_length: bool = True) -> np.ndarray:
+    """Apply the loader's steps (downmix, resample, trim, crop/pad) to an in-memory waveform."""
+    wave = np.asarray(wave.detach().cpu() if isinstance(wave, torch.Tensor) else wave,
+                      dtype=np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=0 if wave.shape[0] < wave.shape[1] else 1)
+    if wave.size == 0 or not np.all(np.isfinite(wave)):
+        raise AudioError("waveform is empty or contains NaN/infinite samples")
+    wave = trim_silence(resample(wave, sample_rate, config.sample_rate), config.trim_db)
+    return fix_length(wave, config.n_samples if fixed_length else None)
+
+
+# ------------------------------------------------------------------------------ log-mel
+
+class LogMel(torch.nn.Module):
+    """Waveform ``(..., samples)`` to log-mel power in dB ``(..., n_mels, frames)``.
+
+    Slaney mel scale and filter norm, centred STFT with zero padding: the same as
+    ``librosa.feature.melspectrogram`` with its defaults, then ``10 log10`` with a floor.
+    """
+
+    def __init__(self, config: AudioConfig = AudioConfig()):
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+            f_min=config.f_min, f_max=config.f_max, n_mels=config.n_mels, power=2.0,
+            norm="slaney", mel_scale="slaney", center=True, pad_mode="constant")
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        power = self.mel(wave)
+        return 10.0 * torch.log10(power.clamp_min(10.0 ** (self.config.db_floor / 10.0)))
+
+
+def db_to_power(mel_db: torch.Tensor) -> torch.Tensor:
+    """Inverse of the dB step of :class:`LogMel`."""
+    return torch.pow(10.0, mel_db / 10.0)
+
+
+def log_mel(wave: np.ndarray | torch.Tensor, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Log-mel of one waveform or a batch, as a float32 numpy array."""
+    tensor = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+    with torch.no_grad():
+        return LogMel(config)(tensor).numpy()
+
+
+# ------------------------------------------------------------------------------ normalisation
+
+@dataclass
+class Normalizer:
+    """An affine map ``(x - shift) / scale`` per mel bin, optionally clipped to [-1, 1].
+
+    ``fit_standard`` gives zero mean / unit variance per bin (for the classifier);
+    ``fit_range`` maps the training range onto [-1, 1] (a bounded target for a tanh generator).
+    Statistics come from the training split only and travel inside checkpoints.
+    """
+
+    shift: np.ndarray
+    scale: np.ndarray
+    clip: bool = False
+
+    def __call__(self, mel_db: np.ndarray | torch.Tensor):
+        shift, scale = self._broadcast(mel_db)
+        out = (mel_db - shift) / scale
+        if self.clip:
+            out = out.clamp(-1.0, 1.0) if isinstance(out, torch.Tensor) else np.clip(out, -1.0, 1.0)
+        return out
+
+    def inverse(self, normed: np.ndarray | torch.Tensor):
+        """Back to dB."""
+        shift, scale = self._broadcast(normed)
+        return normed * scale + shift
+
+    def _broadcast(self, like):
+        shift = self.shift.reshape(-1, 1).astype(np.float32)
+        scale = self.scale.reshape(-1, 1).astype(np.float32)
+        if isinstance(like, torch.Tensor):
+            return (torch.as_tensor(shift, device=like.device),
+                    torch.as_tensor(scale, device=like.device))
+        return shift, scale
+
+    @classmethod
+    def fit_standard(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> "Normalizer":
+        """Per-bin mean and std over the speech frames of ``(N, n_mels, T)`` features."""
+        frames = _speech_frames(mel_db, db_floor)
+        return cls(frames.mean(axis=0), frames.std(axis=0) + 1e-5, clip=False)
+
+    @classmethod
+    def fit_range(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor,
+                  low_pct: float = 1.0, high_pct: float = 99.9) -> "Normalizer":
+        """One global range [low, high] (percentiles of speech frames) mapped onto [-1, 1]."""
+        frames = _speech_frames(mel_db, db_floor)
+        lo, hi = np.percentile(frames, [low_pct, high_pct])
+        lo = max(lo, db_floor)
+        return cls(np.array([(hi + lo) / 2.0]), np.array([(hi - lo) / 2.0]), clip=True)
+
+    def state_dict(self) -> dict:
+        return {"shift": self.shift.tolist(), "scale": self.scale.tolist(), "clip": self.clip}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Normalizer":
+        return cls(np.asarray(state["shift"], np.float32), np.asarray(state["scale"], np.float32),
+                   bool(state["clip"]))
+
+
+def _speech_frames(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
+    """``(frames, n_mels)`` of all frames that are not padding (louder than the floor)."""
+    frames = np.moveaxis(np.asarray(mel_db, np.float64), -2, -1).reshape(-1, mel_db.shape[-2])
+    keep = frames.max(axis=1) > db_floor + 1.0
+    if not keep.any():
+        raise ValueError("No speech frames to fit normalisation on (all frames are at the floor)")
+    return frames[keep]
+
+
+def fit_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
+                    db_floor: float = AudioConfig.db_floor) -> dict[int, Normalizer]:
+    """One standardising :class:`Normalizer` per actor, from that actor's own frames."""
+    actors = np.asarray(actors)
+    return {int(a): Normalizer.fit_standard(mel_db[actors == a], db_floor) for a in np.unique(actors)}
+
+
+def normalize_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
+                          normalizers: dict[int, Normalizer]) -> np.ndarray:
+    """Apply each actor's own normaliser to its rows."""
+    out = np.empty_like(mel_db, dtype=np.float32)
+    for i, actor in enumerate(actors):
+        out[i] = normalizers[int(actor)](mel_db[i])
+    return out
+
+
+# ------------------------------------------------------------------------------ cache and batch
+
+class FeatureCache:
+    """Log-mels on disk, one ``.npy`` per file, under a folder named by the config's key.
+
+    A file's entry is keyed by its resolved path, size and modification time, so an edited file
+    is recomputed and features made with other parameters are never reused.
+    """
+
+    def __init__(self, root: str | os.PathLike, config: AudioConfig):
+        self.config = config
+        self.dir = Path(root) / f"logmel-{config.key()}"
+
+    def entry(self, path: str | os.PathLike) -> Path:
+        path = Path(path).resolve()
+        stat = path.stat()
+        ident = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()[:20]}.npy"
+
+    def get(self, path: str | os.PathLike) -> np.ndarray | None:
+        entry = self.entry(path)
+        if not entry.exists():
+            return None
+        try:
+            return np.load(entry)
+        except (ValueError, OSError):
+            return None  # an unreadable entry is recomputed and rewritten
+
+    def put(self, path: str | os.PathLike, mel_db: np.ndarray) -> None:
+        if not (self.dir / "config.json").exists():
+            storage.write_json(self.dir / "config.json", self.config.to_dict())
+        storage.write_npy(self.entry(path), mel_db.astype(np.float32))
+
+
+def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = AudioConfig(),
+                     cache_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                     workers: int | None = None, progress: bool = True) -> np.ndarray:
+    """Log-mels ``(N, n_mels, frames)`` of many files: cached, loaded in threads, batched mels.
+
+    Needs a fixed ``config.duration`` so that the clips stack.
+    """
+    if config.duration is None:
+        raise ValueError("extract_features needs AudioConfig.duration set so clips stack")
+    cache = FeatureCache(cache_dir, config) if cache_dir is not None else None
+    out = np.empty((len(paths), config.n_mels, config.n_frames), dtype=np.float32)
+    todo = []
+    for i, path in enumerate(paths):
+        hit = cache.get(path) if cache else None
+        if hit is not None and hit.shape == out.shape[1:]:
+            out[i] = hit
+        else:
+            todo.append(i)
+    if not todo:
+        return out
+    transform = LogMel(config)
+    workers = workers or min(4, os.cpu_count() or 1)
+    bar = tqdm(total=len(todo), desc="log-mel", unit="file", disable=not progress)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(todo), batch_size):
+            index = todo[start:start + batch_size]
+            waves = list(pool.map(lambda i: load_audio(paths[i], config), index))
+            with torch.no_grad():
+                mels = transform(torch.from_numpy(np.stack(waves))).numpy()
+            for i, mel in zip(index, mels):
+                out[i] = mel
+                if cache:
+                    cache.put(paths[i], mel)
+            bar.update(len(index))
+    bar.close()
+    return out
