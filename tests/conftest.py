@@ -1,0 +1,53 @@
+"""Shared fixtures: the real RAVDESS sample beside the repo (skipped when absent) and tiny
+RAVDESS-named audio made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emogan_utils.data import ravdess_name
+
+SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess"
+
+
+@pytest.fixture(scope="session")
+def ravdess_16k() -> Path:
+    """The 16 kHz FLAC copies of RAVDESS actors 1-20."""
+    root = SHARED_RAVDESS / "16k"
+    if not root.is_dir():
+        pytest.skip(f"real RAVDESS not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ravdess_original() -> Path:
+    """Actor 01 as distributed: 48 kHz WAV, some stereo."""
+    root = SHARED_RAVDESS / "original"
+    if not root.is_dir():
+        pytest.skip(f"real RAVDESS originals not found at {root}")
+    return root
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3,
+         lead: float = 0.0) -> np.ndarray:
+    """A sine burst after ``lead`` seconds of silence."""
+    t = np.arange(int(seconds * rate)) / rate
+    wave = amplitude * np.sin(2 * np.pi * freq * t)
+    return np.concatenate([np.zeros(int(lead * rate)), wave]).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """Two actors x 8 emotions of short tones, laid out like RAVDESS at 22.05 kHz."""
+    root = tmp_path / "tiny"
+    for actor in (1, 2):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True)
+        for emotion in range(1, 9):
+            name = ravdess_name(emotion, 1, 1, 1, actor)
+            sf.write(folder / name, tone(150.0 * emotion, 1.0, 22050, lead=0.3), 22050)
+    return root

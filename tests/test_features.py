@@ -1,0 +1,211 @@
+import os
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import tone
+from emogan_utils.data import load_corpus
+from emogan_utils.features import (
+    AudioConfig, AudioError, FeatureCache, LogMel, Normalizer, db_to_power, extract_features,
+    fit_per_speaker, fix_length, load_audio, log_mel, normalize_per_speaker, prepare_waveform,
+    read_audio,
+)
+
+CFG = AudioConfig()
+
+
+def write(path, wave, rate, subtype="PCM_16"):
+    sf.write(path, wave, rate, subtype=subtype)
+    return path
+
+
+def test_config_key_and_frames():
+    assert CFG.n_samples == 48000 and CFG.n_frames == 188
+    assert CFG.key() == AudioConfig().key() != AudioConfig(n_mels=64).key()
+    assert AudioConfig.from_dict(CFG.to_dict()) == CFG
+    assert AudioConfig(hop_length=200).differences(CFG) == ["hop_length: 200 != 256"]
+    with pytest.raises(ValueError, match="bogus"):
+        AudioConfig.from_dict({**CFG.to_dict(), "bogus": 1})
+
+
+def test_load_audio_resamples_downmixes_trims_and_pads(tmp_path):
+    stereo = np.stack([tone(440, 1.0, 44100, lead=0.5), tone(440, 1.0, 44100, lead=0.5)], axis=1)
+    path = write(tmp_path / "s.wav", stereo, 44100)
+    wave = load_audio(path, CFG)
+    assert wave.dtype == np.float32 and wave.shape == (CFG.n_samples,)
+    # leading silence trimmed: the tone starts within the first 50 ms
+    assert np.abs(wave[: int(0.05 * 16000)]).max() > 0.1
+    assert np.abs(wave[int(1.1 * 16000):]).max() == 0  # zero padding after 1 s of tone
+    untrimmed = load_audio(path, CFG, trim=False, fixed_length=False)
+    assert abs(untrimmed.size - 1.5 * 16000) <= 2
+
+
+def test_crop_long_audio(tmp_path):
+    path = write(tmp_path / "long.wav", tone(300, 5.0, 16000), 16000)
+    assert load_audio(path, CFG).shape == (48000,)
+    assert fix_length(np.ones((2, 10)), 4).shape == (2, 4)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
+def test_bit_depths_load_to_same_signal(tmp_path, subtype):
+    ref = tone(500, 1.0, 16000)
+    wave, rate = read_audio(write(tmp_path / f"{subtype}.wav", ref, 16000, subtype))
+    assert rate == 16000 and np.allclose(wave, ref, atol=2e-2)
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(AudioError, match="no such audio file"):
+        read_audio(tmp_path / "missing.wav")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....WAVEfmt garbage")
+    with pytest.raises(AudioError, match="corrupt.wav: cannot read audio"):
+        read_audio(corrupt)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav"):
+        read_audio(empty)
+    zero = write(tmp_path / "zero.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="zero.wav: file holds no samples"):
+        read_audio(zero)
+    nan = write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2], np.float32), 16000, "FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: audio contains NaN"):
+        read_audio(nan)
+
+
+def test_silent_file_is_kept_not_trimmed_away(tmp_path):
+    wave = load_audio(write(tmp_path / "quiet.wav", np.zeros(8000, np.float32), 16000), CFG)
+    assert wave.shape == (48000,) and not wave.any()
+
+
+def test_log_mel_matches_librosa():
+    wave = tone(440, 1.0, 16000) + 0.01 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    ours = log_mel(wave, CFG)
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=wave, sr=16000, n_fft=1024, hop_length=256, n_mels=80, fmin=0, fmax=8000,
+        pad_mode="constant"), ref=1.0, amin=1e-10, top_db=None)
+    assert ours.shape == ref.shape == (80, 63)
+    assert np.abs(ours - ref).max() < 0.01
+
+
+def test_log_mel_batch_floor_and_inverse():
+    batch = torch.zeros(3, 16000)
+    batch[1] = torch.from_numpy(tone(1000, 1.0, 16000))
+    mel = LogMel(CFG)(batch)
+    assert mel.shape == (3, 80, 63)
+    assert mel[0].max() == CFG.db_floor  # silence sits exactly at the floor
+    peak_bin = mel[1].mean(dim=1).argmax().item()
+    centres = librosa.mel_frequencies(82, fmin=0, fmax=8000)[1:-1]
+    assert abs(centres[peak_bin] - 1000) < 80
+    assert torch.allclose(10 * torch.log10(db_to_power(mel[1])), mel[1], atol=1e-4)
+
+
+def test_loudness_is_kept():
+    quiet, loud = tone(440, 1.0, 16000, 0.05), tone(440, 1.0, 16000, 0.5)
+    diff = log_mel(loud, CFG).max() - log_mel(quiet, CFG).max()
+    assert abs(diff - 20.0) < 0.1  # 10x amplitude = +20 dB
+
+
+def test_prepare_waveform_matches_file_path(tmp_path):
+    wave = tone(300, 1.0, 22050, lead=0.4)
+    path = write(tmp_path / "a.wav", wave, 22050, "FLOAT")
+    assert np.allclose(prepare_waveform(wave, 22050, CFG), load_audio(path, CFG), atol=1e-6)
+    assert np.allclose(prepare_waveform(torch.from_numpy(np.stack([wave, wave])), 22050, CFG),
+                       load_audio(path, CFG), atol=1e-6)
+    with pytest.raises(AudioError, match="NaN"):
+        prepare_waveform(np.array([np.nan, 1.0]), 16000, CFG)
+
+
+def test_normalizers_fit_and_invert():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(-40, 10, size=(20, 80, 50)).astype(np.float32)
+    feats[:, :, 40:] = CFG.db_floor  # padding frames are ignored by the fit
+    std = Normalizer.fit_standard(feats)
+    z = std(feats[:, :, :40])
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    assert np.allclose(std.inverse(z), feats[:, :, :40], atol=1e-3)
+    rng_norm = Normalizer.fit_range(feats)
+    scaled = rng_norm(feats)
+    assert scaled.min() >= -1 and scaled.max() <= 1 and scaled.max() > 0.99
+    inside = (feats > -60) & (feats < -20)
+    assert np.allclose(rng_norm.inverse(scaled)[inside], feats[inside], atol=1e-3)
+    restored = Normalizer.from_state(std.state_dict())
+    assert np.allclose(restored(feats), std(feats))
+    as_tensor = std(torch.from_numpy(feats))
+    assert torch.allclose(as_tensor, torch.from_numpy(std(feats)), atol=1e-5)
+    with pytest.raises(ValueError, match="No speech frames"):
+        Normalizer.fit_standard(np.full((2, 80, 5), CFG.db_floor))
+
+
+def test_per_speaker_normalisation_removes_speaker_offset():
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 5, size=(10, 80, 30)).astype(np.float32)
+    actors = [1] * 5 + [2] * 5
+    feats[5:] -= 30  # speaker 2 is 30 dB quieter
+    norms = fit_per_speaker(feats, actors)
+    out = normalize_per_speaker(feats, actors, norms)
+    assert set(norms) == {1, 2}
+    assert abs(out[:5].mean() - out[5:].mean()) < 0.1
+
+
+def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
+    paths = list(load_corpus(tiny_corpus).path)
+    cache_dir = tmp_path / "cache"
+    first = extract_features(paths, CFG, cache_dir, progress=False)
+    assert first.shape == (16, 80, 188)
+    assert np.allclose(first[3], log_mel(load_audio(paths[3], CFG), CFG), atol=1e-4)
+    entries = sorted((cache_dir / f"logmel-{CFG.key()}").glob("*.npy"))
+    assert len(entries) == 16
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    again = extract_features(paths, CFG, cache_dir, progress=False)
+    assert np.array_equal(first, again)
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes  # served from the cache
+    other = AudioConfig(n_mels=64)
+    assert extract_features(paths, other, cache_dir, progress=False).shape == (16, 64, 188)
+    assert (cache_dir / f"logmel-{other.key()}").is_dir()  # never reuses the 80-mel entries
+
+
+def test_cache_entry_follows_file_changes(tiny_corpus, tmp_path):
+    path = next((tiny_corpus / "Actor_01").iterdir())
+    cache = FeatureCache(tmp_path, CFG)
+    before = cache.entry(path)
+    cache.put(path, np.zeros((80, 188), np.float32))
+    assert cache.get(path) is not None
+    write(path, tone(900, 1.0, 22050), 22050)
+    os.utime(path, ns=(1, 1))
+    assert cache.entry(path) != before and cache.get(path) is None
+
+
+def test_extract_features_names_bad_file(tiny_corpus, tmp_path):
+    paths = list(load_corpus(tiny_corpus).path)
+    paths[2].write_bytes(b"not audio")
+    with pytest.raises(AudioError, match=paths[2].name):
+        extract_features(paths, CFG, tmp_path / "c", progress=False)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seconds=st.floats(0.05, 4.0), rate=st.sampled_from([8000, 16000, 22050, 44100, 48000]))
+def test_feature_shapes_for_any_length_and_rate(seconds, rate):
+    wave = tone(220, seconds, rate)
+    fixed = prepare_waveform(wave, rate, CFG)
+    assert fixed.shape == (CFG.n_samples,)
+    free = prepare_waveform(wave, rate, CFG, fixed_length=False)
+    assert log_mel(free, CFG).shape == (80, 1 + free.size // 256)
+
+
+@pytest.mark.ravdess
+def test_original_and_flac_copies_match(ravdess_original, ravdess_16k):
+    originals = load_corpus(ravdess_original)
+    stereo = [p for p in originals.path if sf.info(p).channels == 2]
+    assert stereo, "the originals include stereo files"
+    for path in [*stereo, *originals.path[:3]]:
+        flac = ravdess_16k / "Actor_01" / path.name.replace(".wav", ".flac")
+        a, b = load_audio(path, CFG), load_audio(flac, CFG)
+        assert a.shape == b.shape == (48000,)
+        ma, mb = log_mel(a, CFG), log_mel(b, CFG)
+        voiced = ma > -60
+        assert np.median(np.abs(ma - mb)[voiced]) < 1.0  # same audio within 1 dB
