@@ -1,0 +1,529 @@
+"""The emotion switch: pick or upload a clip, pick a target emotion, hear and see the translation.
+
+:class:`SwitchEngine` computes everything one choice shows (three audio clips, the two log-mels,
+the classifier's probabilities) and caches it, so a choice is never computed twice.
+:class:`EmotionSwitch` is the ipywidgets view over it; tests drive both in-process, without a
+browser, by setting widget values and clicking buttons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import html
+import io
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from matplotlib.figure import Figure
+
+from emogan_utils import plots
+from emogan_utils.checkpoint import CheckpointError
+from emogan_utils.config import EmoganError, Paths
+from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, CorpusError, load_corpus
+from emogan_utils.features import AudioConfig, AudioError, read_audio
+from emogan_utils.inference import Classifier, Translator, load_classifier, predict
+from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
+                                train_classifier, train_gan)
+
+CLASSIFIER_FILE = "classifier.pt"
+GAN_FILE = "gan.pt"
+HOW_TO_TRAIN = {CLASSIFIER_FILE: ("notebook 03", "train-classifier"),
+                GAN_FILE: ("notebook 04", "train-gan")}
+"""For each checkpoint: the notebook and the CLI command that make it."""
+PLAYERS = {"original": "original", "reconstruction": "Griffin-Lim reconstruction (no model)",
+           "translation": "translation"}
+"""The three audio players, by the :class:`SwitchResult` field each plays."""
+
+
+@dataclass
+class SwitchConfig:
+    """Knobs of the emotion switch; the defaults keep one choice of a 4-s clip near 2 s on a CPU."""
+
+    griffin_lim_iters: int = 32
+    """Interactive inversion; offline translation uses 64."""
+    torch_threads: int | None = 1
+    """Threads for torch while computing a choice (None: leave torch's setting). These tensors
+    are small: one thread is as fast as two, and on a shared CPU two threads' OpenMP spin-waits
+    made one choice 50 times slower (14 s instead of 0.3 s)."""
+    strength_step: float = 0.1
+    max_seconds: float = 8.0
+    """Uploads are cut to this many seconds so that one choice stays interactive."""
+    cache_size: int = 64
+    """Choices kept (per-clip analyses are kept as many)."""
+    figure_dpi: int = 72
+    classifier_training: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig.quick)
+    gan_training: GANTrainConfig = field(default_factory=GANTrainConfig.quick)
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Source:
+    """A clip to translate; ``key`` names it in caches, ``emotion`` is None when unknown."""
+
+    key: str
+    name: str
+    wave: np.ndarray = field(compare=False, repr=False)
+    sample_rate: int
+    emotion: str | None = None
+
+
+def corpus_row(table: pd.DataFrame, actor: int, statement_id: int, emotion: str,
+               intensity: int, repetition: int) -> pd.Series:
+    """The corpus recording of one choice; neutral, which has no strong version, falls back."""
+    chosen = table[(table["actor"] == actor) & (table["statement_id"] == statement_id)
+                   & (table["emotion"] == emotion) & (table["repetition"] == repetition)]
+    exact = chosen[chosen["intensity"] == intensity]
+    rows = exact if len(exact) or emotion != "neutral" else chosen
+    if not len(rows):
+        raise CorpusError(f"The corpus has no recording of actor {actor}, statement "
+                          f"{statement_id}, {emotion} ({INTENSITIES[intensity]}), "
+                          f"repetition {repetition}")
+    return rows.iloc[0]
+
+
+def corpus_source(row: pd.Series) -> Source:
+    """A corpus recording as a :class:`Source`, at its full length and own rate."""
+    wave, rate = read_audio(row["path"])
+    name = (f"actor {row['actor']}, \u201c{STATEMENTS[row['statement_id']]}\u201d, "
+            f"{row['emotion']} ({INTENSITIES[row['intensity']]}), repetition {row['repetition']}")
+    return Source(f"corpus:{Path(row['path']).resolve()}", name, wave, rate, row["emotion"])
+
+
+def upload_source(name: str, content: bytes, max_seconds: float) -> Source:
+    """An uploaded audio file as a :class:`Source`; :class:`AudioError` if it cannot be used."""
+    try:
+        wave, rate = sf.read(io.BytesIO(content), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for corrupt data
+        reason = getattr(err, "error_string", err)  # libsndfile's reason, without the buffer
+        raise AudioError(f"{name}: cannot read this upload as audio ({reason}); "
+                         f"upload a WAV or FLAC file") from err
+    wave = wave.mean(axis=1)[:int(max_seconds * rate)]
+    if wave.size < rate // 10:
+        raise AudioError(f"{name}: shorter than 0.1 s; upload a longer recording")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    digest = hashlib.sha1(content).hexdigest()[:16]
+    return Source(f"upload:{digest}", f"upload \u201c{name}\u201d", wave, int(rate))
+
+
+# --- computing one choice --------------------------------------------------------------------
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (unchanged when None), then restore the setting."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """A mono waveform as 16-bit WAV file bytes (clipped, not normalised: loudness is a cue)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def png_bytes(fig: Figure, dpi: int) -> bytes:
+    """A figure as PNG bytes; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What depends on the source clip only."""
+
+    wave: np.ndarray
+    mel_db: np.ndarray
+    reconstruction: np.ndarray
+    probabilities: dict[str, float]
+    emotion: str
+    """The known emotion, or for uploads the classifier's top guess."""
+
+
+@dataclass(eq=False)
+class SwitchResult:
+    """Everything one choice shows; :meth:`render` adds the WAV and PNG bytes for the widgets."""
+
+    source: str
+    source_emotion: str
+    target: str
+    strength: float
+    audio: AudioConfig
+    original: np.ndarray
+    reconstruction: np.ndarray
+    translation: np.ndarray
+    source_mel: np.ndarray
+    translation_mel: np.ndarray
+    original_probabilities: dict[str, float]
+    translation_probabilities: dict[str, float]
+    seconds: float = 0.0
+    """Time it took to compute and render, the first time."""
+    wav: dict[str, bytes] = field(default_factory=dict, repr=False)
+    png: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def spectrogram_figure(self) -> Figure:
+        """Source and translated log-mels side by side on one colour scale."""
+        return plots.plot_mel_comparison(
+            {f"source ({self.source_emotion})": self.source_mel,
+             f"translated to {self.target} (strength {self.strength:g})": self.translation_mel},
+            self.audio, figsize=(10, 3))
+
+    def probability_figure(self) -> Figure:
+        """The classifier's probabilities for the original and the translation."""
+        return plots.plot_probability_comparison(
+            {"classifier on the original": self.original_probabilities,
+             "classifier on the translation": self.translation_probabilities}, figsize=(10, 2.6))
+
+    def render(self, dpi: int) -> None:
+        """Encode the three clips as WAV and draw both figures as PNG."""
+        rate = self.audio.sample_rate
+        self.wav = {name: wav_bytes(getattr(self, name), rate) for name in PLAYERS}
+        self.png = {"spectrograms": png_bytes(self.spectrogram_figure(), dpi),
+                    "probabilities": png_bytes(self.probability_figure(), dpi)}
+
+
+class _LRU:
+    """A small least-recently-used cache that counts what it computes."""
+
+    def __init__(self, size: int, counter: Counter, name: str):
+        self.size, self.counter, self.name = size, counter, name
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = compute()
+        self.counter[self.name] += 1
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+class SwitchEngine:
+    """Translate, invert and classify choices of (source, target, strength), each only once.
+
+    ``computed`` counts the analyses and translations actually run, so callers (and tests) can
+    see that a repeated choice costs nothing.
+    """
+
+    def __init__(self, translator: Translator, classifier: Classifier,
+                 config: SwitchConfig = SwitchConfig()):
+        self.translator, self.classifier, self.config = translator, classifier, config
+        self.computed: Counter = Counter()
+        self._analyses = _LRU(config.cache_size, self.computed, "analysis")
+        self._results = _LRU(config.cache_size, self.computed, "translation")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.translator.audio.sample_rate
+
+    def analyse(self, source: Source) -> Analysis:
+        """Source mel, its Griffin-Lim reconstruction and the classifier's view (cached)."""
+        return self._analyses.get(source.key, lambda: self._analyse(source))
+
+    def _analyse(self, source: Source) -> Analysis:
+        wave = self.translator.waveform(source.wave, source.sample_rate)
+        mel_db = self.translator.mel(wave)
+        probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
+        emotion = source.emotion or max(probs, key=probs.get)
+        return Analysis(wave, mel_db, self.translator.to_audio(mel_db, length=len(wave)), probs,
+                        emotion)
+
+    def result(self, source: Source, target: str, strength: float) -> SwitchResult:
+        """Everything the widget shows for one choice (cached by source, target and strength)."""
+        strength = round(float(strength), 3)
+        return self._results.get((source.key, target, strength),
+                                 lambda: self._compute(source, target, strength))
+
+    def _compute(self, source: Source, target: str, strength: float) -> SwitchResult:
+        start = time.perf_counter()
+        with torch_threads(self.config.torch_threads):
+            analysis = self.analyse(source)
+            mel_db = self.translator.translate_mel(analysis.mel_db, target, strength,
+                                                   analysis.emotion)
+            wave = self.translator.to_audio(mel_db, length=len(analysis.wave))
+            probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
+        result = SwitchResult(source.name, analysis.emotion, target, strength,
+                              self.translator.audio, analysis.wave, analysis.reconstruction, wave,
+                              analysis.mel_db, mel_db, analysis.probabilities, probs)
+        result.render(self.config.figure_dpi)
+        result.seconds = time.perf_counter() - start
+        return result
+
+
+# --- models ----------------------------------------------------------------------------------
+
+def missing_models(checkpoints: Path) -> list[Path]:
+    """The classifier and GAN checkpoints that do not exist yet."""
+    return [checkpoints / name for name in (CLASSIFIER_FILE, GAN_FILE)
+            if not (checkpoints / name).is_file()]
+
+
+def missing_models_message(missing: list[Path]) -> str:
+    """What to run to make the missing checkpoints."""
+    lines = []
+    for path in missing:
+        notebook, command = HOW_TO_TRAIN[path.name]
+        shown = html.escape(str(path))
+        lines.append(f"<li><code>{shown}</code>: run {notebook} (or <code>python -m emogan_utils "
+                     f"{command} --quick --out {shown}</code>)</li>")
+    return (f"<b>No trained model yet.</b><ul>{''.join(lines)}</ul>Or train quick models here "
+            f"(a few minutes on a laptop CPU; the translations will sound rough).")
+
+
+def load_engine(checkpoints: Path, config: SwitchConfig = SwitchConfig()) -> SwitchEngine:
+    """A :class:`SwitchEngine` from ``checkpoints``/classifier.pt and gan.pt."""
+    classifier = load_classifier(checkpoints / CLASSIFIER_FILE)
+    translator = Translator(checkpoints / GAN_FILE, audio=classifier.audio,
+                            n_iter=config.griffin_lim_iters)
+    return SwitchEngine(translator, classifier, config)
+
+
+def train_quick_models(corpus: Path, checkpoints: Path, cache_dir: Path | None,
+                       config: SwitchConfig = SwitchConfig(), progress: bool = True) -> list[Path]:
+    """Train whichever of the classifier and the GAN is missing, with quick settings."""
+    made = []
+    for path in missing_models(checkpoints):
+        if path.name == CLASSIFIER_FILE:
+            training = dataclasses.replace(config.classifier_training, progress=progress)
+            save_classifier(path, train_classifier(corpus, config=training, cache_dir=cache_dir))
+        else:
+            train_gan(corpus, path, config.gan_training, cache_dir=cache_dir, progress=progress)
+        made.append(path)
+    return made
+
+
+# --- the widget ------------------------------------------------------------------------------
+
+def _message(text: str, error: bool = False) -> str:
+    """Status-line HTML (``text`` is HTML: escape anything that came from outside)."""
+    colour = "#b00020" if error else "#333"
+    return f'<div style="color:{colour}; line-height:1.4">{text}</div>'
+
+
+class EmotionSwitch:
+    """The interactive emotion switch; display it (or its ``widget``) in a notebook.
+
+    Without checkpoints it explains what to run and offers to train quick models. Every
+    choice goes through :meth:`refresh`, which shows either the result or a message.
+    """
+
+    def __init__(self, corpus: str | Path, checkpoints: str | Path | None = None,
+                 config: SwitchConfig = SwitchConfig()):
+        paths = Paths.from_env()
+        self.corpus = Path(corpus)
+        self.checkpoints = Path(checkpoints) if checkpoints is not None else paths.checkpoints
+        self.cache_dir = paths.cache
+        self.config = config
+        self.engine: SwitchEngine | None = None
+        self.table = load_corpus(self.corpus)
+        self.source: Source | None = None
+        self._build()
+        self.load_models()
+
+    # -- layout
+
+    def _build(self) -> None:
+        table = self.table
+        style = {"description_width": "initial"}
+
+        def dropdown(label: str, options: list) -> widgets.Dropdown:
+            return widgets.Dropdown(options=options, description=label, style=style,
+                                    layout=widgets.Layout(width="auto"))
+
+        def values(column: str) -> list[int]:
+            return sorted(int(v) for v in table[column].unique())
+
+        self.actor = dropdown("actor", values("actor"))
+        self.statement = dropdown("sentence", [(STATEMENTS[s], s) for s in values("statement_id")])
+        self.emotion = dropdown("emotion", [e for e in EMOTIONS if e in set(table["emotion"])])
+        self.intensity = dropdown("intensity", [(INTENSITIES[i], i) for i in values("intensity")])
+        self.repetition = dropdown("repetition", values("repetition"))
+        self.upload = widgets.FileUpload(accept=".wav,.flac,.ogg,audio/*", multiple=False,
+                                         description="upload a clip")
+        self.target = widgets.ToggleButtons(options=list(EMOTIONS), value="angry",
+                                            description="target emotion",
+                                            style={**style, "button_width": "84px"})
+        self.target.add_class("emogan-target")
+        self.strength = widgets.FloatSlider(value=1.0, min=0.0, max=1.0,
+                                            step=self.config.strength_step,
+                                            description="strength", continuous_update=False,
+                                            readout_format=".1f", style=style)
+        self.status = widgets.HTML()
+        self.status.add_class("emogan-status")
+        self.players = {name: widgets.Audio(format="wav", autoplay=False, loop=False,
+                                            layout=widgets.Layout(width="100%"))
+                        for name in PLAYERS}
+        for name, audio in self.players.items():
+            audio.add_class(f"emogan-{name}-audio")
+        self.spectrograms = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.spectrograms.add_class("emogan-spectrograms")
+        self.probabilities = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.probabilities.add_class("emogan-probabilities")
+        self.train_button = widgets.Button(description="Train quick models", icon="cogs",
+                                           button_style="warning",
+                                           layout=widgets.Layout(width="auto"))
+        self.train_log = widgets.Output()
+        self.controls = [self.actor, self.statement, self.emotion, self.intensity,
+                         self.repetition, self.upload, self.target, self.strength]
+
+        for control in (self.actor, self.statement, self.emotion, self.intensity,
+                        self.repetition):
+            control.observe(self._on_corpus_choice, "value")
+        self.upload.observe(self._on_upload, "value")
+        self.target.observe(self._on_choice, "value")
+        self.strength.observe(self._on_choice, "value")
+        self.train_button.on_click(self._on_train)
+
+        players = widgets.HBox([widgets.VBox([widgets.Label(PLAYERS[name]), audio],
+                                             layout=widgets.Layout(width="33%",
+                                                                   overflow="hidden"))
+                                for name, audio in self.players.items()])
+        self.switch_panel = widgets.VBox([
+            widgets.HBox([self.actor, self.statement], layout=widgets.Layout(flex_flow="wrap")),
+            widgets.HBox([self.emotion, self.intensity, self.repetition, self.upload],
+                         layout=widgets.Layout(flex_flow="wrap")),
+            self.target, self.strength, self.status, players, self.spectrograms,
+            self.probabilities])
+        self.train_panel = widgets.VBox([self.train_button, self.train_log])
+        self.widget = widgets.VBox([self.status])
+        self.widget.add_class("emogan-switch")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- models
+
+    def load_models(self) -> bool:
+        """Load the checkpoints and show the switch, or say what is missing; True if loaded."""
+        self.engine = None
+        missing = missing_models(self.checkpoints)
+        if missing:
+            self.status.value = _message(missing_models_message(missing))
+            self.widget.children = [self.status, self.train_panel]
+            return False
+        try:
+            self.engine = load_engine(self.checkpoints, self.config)
+        except CheckpointError as err:
+            self.status.value = _message(f"{html.escape(str(err))}. Delete it and train again "
+                                         f"(notebooks 03 and 04).", error=True)
+            self.widget.children = [self.status]
+            return False
+        self.widget.children = [self.switch_panel]
+        self.refresh()
+        return True
+
+    def _on_train(self, _button: widgets.Button) -> None:
+        self.train_button.disabled = True
+        self.status.value = _message("Training quick models … (progress below)")
+        try:
+            with self.train_log:
+                train_quick_models(self.corpus, self.checkpoints, self.cache_dir, self.config)
+        except Exception as err:  # shown in the widget: a callback's traceback would be hidden
+            self.status.value = _message(f"Training failed: {html.escape(str(err))}",
+                                         error=True)
+            return
+        finally:
+            self.train_button.disabled = False
+        self.load_models()
+
+    # -- choices
+
+    def _on_corpus_choice(self, _change: dict) -> None:
+        self.source = None
+        self.refresh()
+
+    def _on_upload(self, change: dict) -> None:
+        if not change["new"]:
+            return  # the upload was cleared
+        upload = change["new"][0]
+        self.load_upload(upload["name"], bytes(upload["content"]))
+
+    def _on_choice(self, _change: dict) -> None:
+        self.refresh()
+
+    def load_upload(self, name: str, content: bytes) -> None:
+        """Make an uploaded file the source, or show why it cannot be used."""
+        try:
+            self.source = upload_source(name, content, self.config.max_seconds)
+        except AudioError as err:
+            self.status.value = _message(html.escape(str(err)), error=True)
+            return
+        self.refresh()
+
+    def corpus_choice(self) -> Source:
+        """The corpus recording the dropdowns select."""
+        row = corpus_row(self.table, self.actor.value, self.statement.value, self.emotion.value,
+                         self.intensity.value, self.repetition.value)
+        return corpus_source(row)
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Disable every control while a choice is computed."""
+        for control in self.controls:
+            control.disabled = True
+        try:
+            yield
+        finally:
+            for control in self.controls:
+                control.disabled = False
+
+    def refresh(self) -> SwitchResult | None:
+        """Compute (or take from the cache) and show the current choice; None if it failed."""
+        if self.engine is None:
+            return None
+        done = self.engine.computed["translation"]
+        try:
+            with self._busy():
+                self.status.value = _message("Translating …")
+                if self.source is None:
+                    self.source = self.corpus_choice()
+                result = self.engine.result(self.source, self.target.value, self.strength.value)
+        except EmoganError as err:
+            self.status.value = _message(html.escape(str(err)), error=True)
+            return None
+        except Exception as err:  # shown in the widget: a callback's traceback would be hidden
+            self.status.value = _message(html.escape(f"{type(err).__name__}: {err}"), error=True)
+            return None
+        self.show(result, cached=self.engine.computed["translation"] == done)
+        return result
+
+    def show(self, result: SwitchResult, cached: bool = False) -> None:
+        """Put one result into the players, images and status line."""
+        for name, player in self.players.items():
+            player.value = result.wav[name]
+        self.spectrograms.value = result.png["spectrograms"]
+        self.probabilities.value = result.png["probabilities"]
+        timing = "from the cache" if cached else f"computed in {result.seconds:.2f} s"
+        top = max(result.translation_probabilities, key=result.translation_probabilities.get)
+        self.status.value = _message(
+            f"<b>{html.escape(result.source)}</b> ({result.source_emotion}) \u2192 "
+            f"<b>{result.target}</b> at strength {result.strength:g}; the classifier hears "
+            f"<b>{top}</b> in the translation. <i>{timing}</i>")
+
+
+def emotion_switch(corpus: str | Path, checkpoints: str | Path | None = None,
+                   config: SwitchConfig = SwitchConfig()) -> widgets.VBox:
+    """The emotion switch's ipywidgets container (see :class:`EmotionSwitch`)."""
+    return EmotionSwitch(corpus, checkpoints, config).widget
