@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import pandas as pd
 import soundfile as sf
 import torch
 import torchaudio
@@ -303,34 +305,85 @@ def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = A
                      workers: int | None = None, progress: bool = True) -> np.ndarray:
     """Log-mels ``(N, n_mels, frames)`` of many files: cached, loaded in threads, batched mels.
 
-    Needs a fixed ``config.duration`` so that the clips stack.
+    Needs a fixed ``config.duration`` so that the clips stack. A file that cannot be used raises
+    :class:`AudioError` naming it (all such files are listed); see :func:`corpus_features` to
+    skip them instead.
     """
+    out, failures = _extract(paths, config, cache_dir, batch_size, workers, progress)
+    if failures:
+        raise AudioError(_failure_report(failures))
+    return out
+
+
+def corpus_features(table: pd.DataFrame, config: AudioConfig = AudioConfig(),
+                    cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+    """Features of every usable file in a corpus table, and the table of those files.
+
+    Unusable files (corrupt, empty, NaN...) are left out with a warning that names each one,
+    so one bad file does not stop a whole corpus.
+    """
+    paths = list(table["path"])
+    out, failures = _extract(paths, config, cache_dir, 64, None, progress)
+    if not failures:
+        return out, table.reset_index(drop=True)
+    warnings.warn(_failure_report(failures) + " (left out)", stacklevel=2)
+    keep = np.array([i not in failures for i in range(len(paths))])
+    if not keep.any():
+        raise AudioError(_failure_report(failures))
+    return out[keep], table[keep].reset_index(drop=True)
+
+
+def _failure_report(failures: dict[int, str]) -> str:
+    lines = list(failures.values())
+    more = f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else ""
+    return f"{len(lines)} unusable audio file(s):\n  " + "\n  ".join(lines[:10]) + more
+
+
+def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
+             cache_dir: str | os.PathLike | None, batch_size: int, workers: int | None,
+             progress: bool) -> tuple[np.ndarray, dict[int, str]]:
+    """Fill a feature array from the cache and from audio; return it with {index: error}."""
     if config.duration is None:
-        raise ValueError("extract_features needs AudioConfig.duration set so clips stack")
+        raise ValueError("extracting a batch needs AudioConfig.duration set so clips stack")
     cache = FeatureCache(cache_dir, config) if cache_dir is not None else None
     out = np.empty((len(paths), config.n_mels, config.n_frames), dtype=np.float32)
+    failures: dict[int, str] = {}
     todo = []
     for i, path in enumerate(paths):
-        hit = cache.get(path) if cache else None
+        try:
+            hit = cache.get(path) if cache else None
+        except OSError as err:  # missing file: stat() in the cache key fails
+            failures[i] = f"{path}: {err.strerror or err}"
+            continue
         if hit is not None and hit.shape == out.shape[1:]:
             out[i] = hit
         else:
             todo.append(i)
     if not todo:
-        return out
+        return out, failures
     transform = LogMel(config)
-    workers = workers or min(4, os.cpu_count() or 1)
+
+    def load(i: int) -> np.ndarray | None:
+        try:
+            return load_audio(paths[i], config)
+        except AudioError as err:
+            failures[i] = str(err)
+            return None
+
     bar = tqdm(total=len(todo), desc="log-mel", unit="file", disable=not progress)
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as pool:
         for start in range(0, len(todo), batch_size):
-            index = todo[start:start + batch_size]
-            waves = list(pool.map(lambda i: load_audio(paths[i], config), index))
-            with torch.no_grad():
-                mels = transform(torch.from_numpy(np.stack(waves))).numpy()
-            for i, mel in zip(index, mels):
-                out[i] = mel
-                if cache:
-                    cache.put(paths[i], mel)
-            bar.update(len(index))
+            loaded = [(i, w) for i, w in zip(todo[start:start + batch_size],
+                                             pool.map(load, todo[start:start + batch_size]))
+                      if w is not None]
+            if loaded:
+                with torch.no_grad():
+                    mels = transform(torch.from_numpy(np.stack([w for _, w in loaded]))).numpy()
+                for (i, _), mel in zip(loaded, mels):
+                    out[i] = mel
+                    if cache:
+                        cache.put(paths[i], mel)
+            bar.update(min(batch_size, len(todo) - start))
     bar.close()
-    return out
+    return out, dict(sorted(failures.items()))

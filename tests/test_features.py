@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from conftest import tone
 from emogan_utils.data import load_corpus
 from emogan_utils.features import (
-    AudioConfig, AudioError, FeatureCache, LogMel, Normalizer, db_to_power, extract_features,
+    AudioConfig, AudioError, FeatureCache, LogMel, Normalizer, corpus_features, db_to_power,
+    extract_features,
     fit_per_speaker, fix_length, load_audio, log_mel, normalize_per_speaker, prepare_waveform,
     read_audio,
 )
@@ -209,3 +210,26 @@ def test_original_and_flac_copies_match(ravdess_original, ravdess_16k):
         ma, mb = log_mel(a, CFG), log_mel(b, CFG)
         voiced = ma > -60
         assert np.median(np.abs(ma - mb)[voiced]) < 1.0  # same audio within 1 dB
+
+
+def test_corpus_features_skips_bad_files_and_names_them(tiny_corpus, tmp_path):
+    table = load_corpus(tiny_corpus)
+    bad = [table.path[2], table.path[9]]
+    bad[0].write_bytes(b"not audio")
+    sf.write(bad[1], np.array([0.1, np.nan, 0.1], np.float32), 22050, subtype="FLOAT")
+    with pytest.warns(UserWarning, match="2 unusable audio file") as record:
+        feats, kept = corpus_features(table, CFG, tmp_path / "c", progress=False)
+    message = str(record[0].message)
+    assert bad[0].name in message and bad[1].name in message and "NaN" in message
+    assert feats.shape == (14, 80, 188) and len(kept) == 14
+    assert not set(kept.path) & set(bad)
+    good = extract_features(list(kept.path), CFG, tmp_path / "c", progress=False)
+    assert np.array_equal(feats, good)
+
+
+def test_reading_never_writes_inside_the_corpus(tiny_corpus, tmp_path):
+    def snapshot():
+        return sorted((p, p.stat().st_mtime_ns) for p in tiny_corpus.rglob("*"))
+    before = snapshot()
+    extract_features(list(load_corpus(tiny_corpus).path), CFG, tmp_path / "cache", progress=False)
+    assert snapshot() == before
