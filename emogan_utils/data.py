@@ -171,6 +171,25 @@ def _sort_key(col: pd.Series) -> pd.Series:
     return col.map(lambda p: Path(p).name) if col.name == "path" else col
 
 
+def emotion_clips(table: pd.DataFrame, actor: int, statement_id: int, intensity: int = 2,
+                  repetition: int = 1) -> pd.DataFrame:
+    """The 8 rows (one per emotion, in id order) of one actor saying one statement.
+
+    Neutral has no strong intensity in RAVDESS, so it always uses intensity 1.
+    """
+    rows = []
+    for emotion_id, emotion in enumerate(EMOTIONS, start=1):
+        level = 1 if emotion_id == 1 else intensity
+        match = table[(table.actor == actor) & (table.statement_id == statement_id)
+                      & (table.emotion_id == emotion_id) & (table.intensity == level)
+                      & (table.repetition == repetition)]
+        if match.empty:
+            raise ValueError(f"No {emotion} clip for actor {actor}, statement {statement_id}, "
+                             f"intensity {level}, repetition {repetition} in the corpus table")
+        rows.append(match.index[0])
+    return table.loc[rows]
+
+
 def _missing_corpus_message(root: Path, problem: str) -> str:
     return (f"{root} {problem}. Get RAVDESS with `python -m emogan_utils download --dest DIR` "
             f"(or from https://zenodo.org/record/1188976, Audio_Speech_Actors_01-24.zip) and set "

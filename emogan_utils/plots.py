@@ -27,7 +27,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from emogan_utils.config import Paths  # noqa: E402
-from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS  # noqa: E402
+from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, emotion_clips  # noqa: E402
 from emogan_utils.features import AudioConfig, Normalizer, load_audio, log_mel  # noqa: E402
 from emogan_utils.storage import atomic_path  # noqa: E402
 
@@ -120,25 +120,6 @@ def plot_waveform_and_mel(wave: np.ndarray, mel_db: np.ndarray, config: AudioCon
 
 
 # --- the eight emotions of one utterance -------------------------------------------------
-
-def emotion_clips(table: pd.DataFrame, actor: int, statement_id: int, intensity: int = 2,
-                  repetition: int = 1) -> pd.DataFrame:
-    """The 8 rows (one per emotion, in id order) of one actor saying one statement.
-
-    Neutral has no strong intensity in RAVDESS, so it always uses intensity 1.
-    """
-    rows = []
-    for emotion_id, emotion in enumerate(EMOTIONS, start=1):
-        level = 1 if emotion_id == 1 else intensity
-        match = table[(table.actor == actor) & (table.statement_id == statement_id)
-                      & (table.emotion_id == emotion_id) & (table.intensity == level)
-                      & (table.repetition == repetition)]
-        if match.empty:
-            raise ValueError(f"No {emotion} clip for actor {actor}, statement {statement_id}, "
-                             f"intensity {level}, repetition {repetition} in the corpus table")
-        rows.append(match.index[0])
-    return table.loc[rows]
-
 
 def plot_emotion_grid(table: pd.DataFrame, actor: int, statement_id: int, config: AudioConfig,
                       intensity: int = 2, repetition: int = 1,
@@ -344,6 +325,7 @@ def plot_gan_history(history: Mapping[str, Sequence[float]]) -> Figure:
             epochs = range(1, len(history[key]) + 1)
             ax.plot(epochs, history[key], "o-", markersize=3, label=labels.get(key, key))
         ax.set(title=title, xlabel="epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
