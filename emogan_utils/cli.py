@@ -7,6 +7,7 @@ them up. Commands that report results end with one JSON line on standard output.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -70,6 +71,95 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from emogan_utils.train import GANTrainConfig, train_gan
+
+    config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = dataclasses.replace(config, **changes)
+    start = time.perf_counter()
+    history = train_gan(_data_dir(args.data), args.out, config,
+                        train_actors=_actors(args.actors) if args.actors else None,
+                        val_actors=_actors(args.val_actors) if args.val_actors else (),
+                        cache_dir=Paths.from_env().cache, resume=args.resume)
+    _print_json({"checkpoint": str(args.out), "epochs": config.epochs,
+                 "final": {k: round(v[-1], 4) for k, v in history.items()},
+                 "seconds": round(time.perf_counter() - start, 2)})
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from emogan_utils import storage
+    from emogan_utils.inference import load_translator
+
+    source, output = Path(args.input), Path(args.output)
+    if output.resolve() == source.resolve():
+        raise ValueError(f"{output}: the output would overwrite the input; choose another path")
+    translator = load_translator(args.generator)
+    wave = translator(source, args.to, args.strength, args.source)
+    storage.write_audio(output, wave, translator.audio.sample_rate)
+    _print_json({"output": str(output), "emotion": args.to, "strength": args.strength,
+                 "seconds_of_audio": round(len(wave) / translator.audio.sample_rate, 3)})
+    return 0
+
+
+def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
+    from emogan_utils.data import load_corpus
+    from emogan_utils.evaluate import evaluate_translation
+    from emogan_utils.inference import classifier_judge, load_classifier, load_translator
+
+    table = load_corpus(_data_dir(args.data))
+    table = table[table["actor"].isin(_actors(args.actors))]
+    translator = load_translator(args.generator)
+    judge = classifier_judge(load_classifier(args.classifier), translator.audio.sample_rate)
+    result = evaluate_translation(translator, judge, table, source=args.source)
+    _print_json(result)
+    return 0
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from emogan_utils.train import ClassifierTrainConfig, save_classifier, train_classifier
+
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
+                                 ("norm_mode", args.norm)) if v is not None}
+    config = ClassifierTrainConfig.quick(**changes) if args.quick else ClassifierTrainConfig(
+        **changes)
+    start = time.perf_counter()
+    trained = train_classifier(_data_dir(args.data),
+                               val_actors=_actors(args.val_actors) if args.val_actors else None,
+                               train_actors=_actors(args.actors) if args.actors else None,
+                               config=config, cache_dir=Paths.from_env().cache)
+    save_classifier(args.out, trained)
+    history = trained.history
+    best = history["epoch"].index(history["best_epoch"])
+    _print_json({"checkpoint": str(args.out), "norm_mode": config.norm_mode,
+                 "train_actors": list(trained.train_actors),
+                 "val_actors": list(trained.val_actors), "epochs_run": len(history["epoch"]),
+                 "best_epoch": history["best_epoch"],
+                 "val_accuracy": round(history["val_acc"][best], 4),
+                 "seconds": round(time.perf_counter() - start, 2)})
+    return 0
+
+
+def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
+    from emogan_utils.data import load_corpus
+    from emogan_utils.evaluate import evaluate_classifier
+    from emogan_utils.inference import load_classifier
+
+    classifier = load_classifier(args.checkpoint)
+    data = _data_dir(args.data)
+    table = load_corpus(data)
+    seen = {*classifier.extra.get("train_actors", []), *classifier.extra.get("val_actors", [])}
+    actors = _actors(args.actors) if args.actors else sorted(set(table["actor"]) - seen)
+    table = table[table["actor"].isin(actors)].reset_index(drop=True)
+    if table.empty:
+        raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
+    report = evaluate_classifier(classifier, table, Paths.from_env().cache)
+    report.update(checkpoint=str(args.checkpoint), seen_in_training=sorted(seen & set(actors)))
+    _print_json(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emogan", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +177,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="extract (and cache) log-mels of a whole corpus")
     p.add_argument("--data", help="corpus folder (default: configured corpus)")
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation")
+    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--out", required=True, help="checkpoint to write (updated every epoch)")
+    p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
+    p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
+    p.set_defaults(func=_cmd_train_gan)
+
+    p = sub.add_parser("translate", help="convert a recording to another emotion")
+    p.add_argument("--generator", required=True, help="GAN checkpoint from train-gan")
+    p.add_argument("--input", required=True, help="audio file to convert")
+    p.add_argument("--to", required=True, help="target emotion, e.g. angry")
+    p.add_argument("--output", required=True, help="audio file to write (WAV or FLAC)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="0 = source emotion, 1 = target emotion (default 1)")
+    p.add_argument("--source", default="neutral", help="emotion of the input (default neutral)")
+    p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("evaluate-translation",
+                       help="judge GAN conversions with a separately trained classifier")
+    p.add_argument("--generator", required=True, help="GAN checkpoint from train-gan")
+    p.add_argument("--classifier", required=True, help="classifier checkpoint (the judge)")
+    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
+    p.add_argument("--source", default="neutral", help="emotion to convert from")
+    p.set_defaults(func=_cmd_evaluate_translation)
+
+    p = sub.add_parser("train-classifier", help="train the speech emotion classifier")
+    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.add_argument("--quick", action="store_true", help="a small model, a minute or two on a CPU")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--norm", choices=("speaker", "global"),
+                   help="standardise per actor (default) or with training-split statistics")
+    p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
+    p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
+    p.set_defaults(func=_cmd_train_classifier)
+
+    p = sub.add_parser("evaluate-classifier",
+                       help="accuracy, UAR and confusion matrix on held-out actors")
+    p.add_argument("--checkpoint", required=True, help="classifier checkpoint")
+    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all the checkpoint "
+                                    "neither trained nor validated on)")
+    p.set_defaults(func=_cmd_evaluate_classifier)
 
     return parser
 

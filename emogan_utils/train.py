@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import librosa
 import numpy as np
+import pandas as pd
 import torch
+import torchaudio
+from torch import nn
+from tqdm.auto import tqdm
+
+from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from emogan_utils.data import Split, load_corpus, split_actors
+from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit_per_speaker,
+                                   normalize_per_speaker)
+from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
+                                 GeneratorConfig, PatchDiscriminator, UNetGenerator)
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -49,3 +66,574 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
     """A gradient scaler, active only for fp16 (bf16 and fp32 need none)."""
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+# --- emotion classifier ------------------------------------------------------------------
+
+NORM_MODES = ("speaker", "global")
+"""How log-mels are standardised: with each actor's own statistics, or the training split's."""
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """Every training technique of the classifier, each switchable; defaults are the full run."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    """AdamW decoupled weight decay; 0 turns it off."""
+    plateau_patience: int | None = 2
+    """ReduceLROnPlateau on validation loss: epochs without improvement; None turns it off."""
+    plateau_factor: float = 0.5
+    early_stopping: int | None = 10
+    """Stop after this many epochs without a better validation accuracy; None trains all epochs."""
+    amp: bool = False
+    """Mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU."""
+    freq_masks: int = 2
+    freq_mask_param: int = 10
+    time_masks: int = 2
+    time_mask_param: int = 20
+    time_shift: int = 20
+    """Largest random circular shift along time, in frames; 0 turns it off."""
+    mixup: float = 0.0
+    """Beta(alpha, alpha) mixup of batch pairs; 0 turns it off."""
+    norm_mode: str = "speaker"
+    seed: int = 0
+    device: str | None = None
+    progress: bool = True
+    model: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def __post_init__(self) -> None:
+        if self.norm_mode not in NORM_MODES:
+            raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {self.norm_mode!r}")
+
+    @classmethod
+    def quick(cls, **overrides) -> "ClassifierTrainConfig":
+        """Settings for a demonstration run of a minute or two on a laptop CPU."""
+        values = dict(epochs=12, early_stopping=None,
+                      model=ClassifierConfig(channels=64, n_blocks=2))
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainedClassifier:
+    """A trained classifier with what is needed to use and describe it."""
+
+    model: EmotionClassifier
+    normalizer: Normalizer
+    """Statistics of the training actors: the global mode's normaliser and the fallback for
+    speaker mode when a speaker's other utterances are not at hand."""
+    config: ClassifierTrainConfig
+    history: dict
+    train_actors: tuple[int, ...]
+    val_actors: tuple[int, ...]
+
+
+def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
+                normalizer: Normalizer) -> np.ndarray:
+    """Standardise log-mels: per actor from their own frames (``speaker``) or with ``normalizer``.
+
+    ``speaker`` mode without ``actors`` (a clip of an unknown speaker) uses ``normalizer``: on
+    held-out RAVDESS actors that costs less than per-clip standardisation, which also removes
+    the level and spectral tilt that carry emotion.
+    """
+    if mode == "speaker" and actors is not None:
+        return normalize_per_speaker(mel_db, actors, fit_per_speaker(mel_db, actors))
+    return np.asarray(normalizer(mel_db), dtype=np.float32)
+
+
+def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
+    """SpecAugment-style frequency and time masks (to 0, the mean) and a random time shift."""
+    x = mel.unsqueeze(1)
+    for _ in range(config.freq_masks):
+        x = torchaudio.transforms.FrequencyMasking(config.freq_mask_param, iid_masks=True)(x)
+    for _ in range(config.time_masks):
+        x = torchaudio.transforms.TimeMasking(config.time_mask_param, iid_masks=True)(x)
+    x = x.squeeze(1)
+    if config.time_shift:
+        shifts = torch.randint(-config.time_shift, config.time_shift + 1, (len(x),))
+        x = torch.stack([torch.roll(row, int(s), dims=-1) for row, s in zip(x, shifts)])
+    return x
+
+
+def batched_logits(model: nn.Module, mel: np.ndarray | torch.Tensor, device: torch.device,
+                   batch_size: int = 128, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Logits of the model in eval mode for many normalised log-mels, on the CPU."""
+    model.eval()
+    mel = torch.as_tensor(mel, dtype=torch.float32)
+    outs = []
+    with torch.no_grad(), autocast(device, dtype):
+        for start in range(0, len(mel), batch_size):
+            outs.append(model(mel[start:start + batch_size].to(device)).float().cpu())
+    return torch.cat(outs)
+
+
+def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                   y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                   ) -> tuple[EmotionClassifier, dict]:
+    """Train on normalised log-mels; return the best model on validation and the history.
+
+    The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
+    ``val_acc``, ``lr``, ``seconds``) and ``best_epoch``, the epoch whose weights are returned.
+    """
+    generator = seed_everything(config.seed)
+    device = pick_device(config.device)
+    dtype = amp_dtype(device, config.amp)
+    model = EmotionClassifier(config.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+        if config.plateau_patience is not None else None)
+    scaler = grad_scaler(device, dtype)
+    x_train_t, y_train_t = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    y_val_t = torch.as_tensor(y_val)
+    history: dict[str, list[float]] = {k: [] for k in (
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")}
+    best_key, best_state, best_epoch, stale = (-1.0, 0.0), None, 0, 0
+    bar = tqdm(range(1, config.epochs + 1), desc="epochs", unit="epoch",
+               disable=not config.progress)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train_t), generator=generator)
+        total_loss, correct = 0.0, 0
+        for begin in range(0, len(order), config.batch_size):
+            index = order[begin:begin + config.batch_size]
+            if len(index) < 2:
+                continue  # batch norm needs two examples
+            x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
+            with autocast(device, dtype):
+                logits, loss = _loss(model, x, y, config.mixup, generator)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += loss.item() * len(index)
+            correct += (logits.argmax(1) == y).sum().item()
+        val_logits = batched_logits(model, x_val, device, dtype=dtype)
+        val_loss = nn.functional.cross_entropy(val_logits, y_val_t).item()
+        val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
+        lr = optimizer.param_groups[0]["lr"]
+        for key, value in zip(history, (epoch, total_loss / len(order), correct / len(order),
+                                        val_loss, val_acc, lr, time.perf_counter() - start)):
+            history[key].append(value)
+        bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", lr=f"{lr:.1e}")
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        if (val_acc, -val_loss) > best_key:
+            best_key, best_epoch, stale = (val_acc, -val_loss), epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if config.early_stopping is not None and stale >= config.early_stopping:
+                break
+    model.load_state_dict(best_state)
+    history["best_epoch"] = best_epoch
+    return model.eval(), history
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and cross-entropy, with mixup of shuffled batch pairs when ``mixup`` > 0."""
+    if mixup <= 0:
+        logits = model(x)
+        return logits, nn.functional.cross_entropy(logits, y)
+    lam = torch.distributions.Beta(mixup, mixup).sample().item()
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    logits = model(lam * x + (1 - lam) * x[perm])
+    loss = (lam * nn.functional.cross_entropy(logits, y)
+            + (1 - lam) * nn.functional.cross_entropy(logits, y[perm]))
+    return logits, loss
+
+
+def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None = None,
+                     train_actors: Sequence[int] | None = None,
+                     config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                     audio: AudioConfig = AudioConfig(),
+                     cache_dir: str | os.PathLike | None = None) -> TrainedClassifier:
+    """Train on a corpus folder, speaker-independently: validation actors are never trained on.
+
+    Without ``val_actors`` two gender-balanced actors are held out; without ``train_actors``
+    every other actor trains.
+    """
+    table = load_corpus(data)
+    actors = sorted(table["actor"].unique().tolist())
+    if val_actors is None:
+        val_actors = split_actors(actors, n_val=2, n_test=0, seed=config.seed).val
+    if train_actors is None:
+        train_actors = [a for a in actors if a not in set(val_actors)]
+    split = Split(tuple(sorted(train_actors)), tuple(sorted(val_actors)), ())
+    for name, part in (("training", split.train), ("validation", split.val)):
+        missing = sorted(set(part) - set(actors))
+        if missing or not part:
+            raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
+                             f"(it has actors {actors})")
+    mel, table = corpus_features(table, audio, cache_dir, config.progress)
+    labels, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
+    train = table["actor"].isin(split.train).to_numpy()
+    val = table["actor"].isin(split.val).to_numpy()
+    normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
+    x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer)
+         for part, rows in (("train", train), ("val", val))}
+    model, history = fit_classifier(x["train"], labels[train], x["val"], labels[val], config)
+    return TrainedClassifier(model, normalizer, config, history, split.train, split.val)
+
+
+def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
+                    audio: AudioConfig = AudioConfig()) -> Path:
+    """Write a trained classifier as a ``classifier`` checkpoint."""
+    return save_checkpoint(
+        path, kind="classifier", model_config=trained.config.model.to_dict(),
+        state={"model": {k: v.cpu() for k, v in trained.model.state_dict().items()}},
+        audio=audio, normalizer=trained.normalizer,
+        extra={"history": trained.history, "norm_mode": trained.config.norm_mode,
+               "train_actors": list(trained.train_actors),
+               "val_actors": list(trained.val_actors),
+               "train_config": {k: v for k, v in trained.config.to_dict().items()
+                                if k != "model"}})
+
+
+# --- conditional GAN ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GANTrainConfig:
+    """Everything that shapes a conditional-GAN run; saved in (and checked against) its checkpoint.
+
+    Losses (LSGAN): adversarial, target-emotion classification of fakes by the discriminator's
+    auxiliary head, cycle consistency (source -> target -> source), identity (target = source
+    emotion) and, because RAVDESS is parallel, L1 to the DTW-aligned real target recording
+    (``w_paired``; 0 gives the unpaired StarGAN-VC setting).
+    """
+
+    epochs: int = 30
+    batch_size: int = 8
+    pairs_per_epoch: int | None = None
+    """Parallel pairs drawn per epoch; None = one per training file."""
+    crop_frames: int = 64
+    """Random crops in time (same crop of source and aligned target) to save compute."""
+    lr_g: float = 5e-4
+    lr_d: float = 2e-4
+    lr_final: float = 0.1
+    """Cosine decay, per step, down to this fraction of the initial learning rates."""
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 1e-4
+    w_adv: float = 1.0
+    w_cls: float = 1.0
+    w_cycle: float = 5.0
+    w_identity: float = 2.0
+    w_paired: float = 10.0
+    """On by default: on held-out RAVDESS actors after 6 epochs, the judging classifier heard
+    the target emotion in 39 % of conversions with it and 7 % without (real targets: 43 %)."""
+    amp: bool = False
+    """Mixed precision (train.amp_dtype): worth it on a GPU; bf16 was slower on our 2-core CPU."""
+    seed: int = 0
+    device: str | None = None
+    generator: GeneratorConfig = GeneratorConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+
+    @classmethod
+    def quick(cls, **changes) -> "GANTrainConfig":
+        """Few short epochs for a laptop CPU (a few minutes): audible but far from converged."""
+        return cls(**{"epochs": 5, "pairs_per_epoch": 768, "lr_g": 1e-3, "lr_d": 4e-4,
+                      **changes})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ParallelSet:
+    """Range-normalised log-mels of a parallel corpus and every cross-emotion pair of them.
+
+    ``pairs[k] = (source, target)`` are two recordings of the same actor, statement and
+    repetition in different emotions; ``alignment[k, i]`` is the target frame DTW matched to
+    source frame ``i``, so ``mels[target][:, alignment[k]]`` follows the source's timing.
+    """
+
+    mels: torch.Tensor
+    labels: torch.Tensor
+    pairs: torch.Tensor
+    alignment: torch.Tensor
+
+    def aligned_target(self, index: torch.Tensor) -> torch.Tensor:
+        """The real targets of pairs ``index`` warped onto their sources' timelines."""
+        targets = self.mels[self.pairs[index, 1]]
+        gather = self.alignment[index].unsqueeze(1).expand(-1, targets.shape[1], -1)
+        return targets.gather(2, gather)
+
+    def batch(self, index: torch.Tensor, crop: int | None,
+              rng: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """(source, source label, target label, aligned target) for pairs ``index``, cropped."""
+        source, target = self.pairs[index, 0], self.pairs[index, 1]
+        x, y = self.mels[source], self.aligned_target(index)
+        frames = x.shape[-1]
+        if crop is not None and crop < frames:
+            start = torch.randint(0, frames - crop + 1, (len(index), 1), generator=rng)
+            cols = (start + torch.arange(crop)).unsqueeze(1).expand(-1, x.shape[1], -1)
+            x, y = x.gather(2, cols), y.gather(2, cols)
+        return x, self.labels[source], self.labels[target], y
+
+
+def mfcc_for_alignment(mel_db: np.ndarray) -> np.ndarray:
+    """MFCCs 1-19 of a dB log-mel: timbre without loudness, what DTW should match on."""
+    return librosa.feature.mfcc(S=mel_db, n_mfcc=20)[1:]
+
+
+def dtw_alignment(source_mfcc: np.ndarray, target_mfcc: np.ndarray) -> np.ndarray:
+    """For each source frame, the index of the target frame DTW pairs it with (the last one)."""
+    _, path = librosa.sequence.dtw(X=source_mfcc, Y=target_mfcc, backtrack=True)
+    index = np.zeros(source_mfcc.shape[1], dtype=np.int64)
+    index[path[::-1, 0]] = path[::-1, 1]
+    return index
+
+
+def parallel_pairs(table: pd.DataFrame) -> np.ndarray:
+    """Row pairs ``(P, 2)`` of the same (actor, statement, repetition) in different emotions."""
+    pairs = []
+    for _, group in table.groupby(["actor", "statement_id", "repetition"], sort=True):
+        rows, labels = group.index.to_numpy(), group["label"].to_numpy()
+        pairs += [(a, b) for a, la in zip(rows, labels) for b, lb in zip(rows, labels) if la != lb]
+    if not pairs:
+        raise ValueError("No parallel pairs: the corpus needs the same actor, statement and "
+                         "repetition recorded in at least two emotions")
+    return np.asarray(pairs, dtype=np.int64)
+
+
+def parallel_set(table: pd.DataFrame, mel_db: np.ndarray, normalizer: Normalizer,
+                 progress: bool = True) -> ParallelSet:
+    """Normalise ``mel_db`` (rows of ``table``) and DTW-align every parallel pair once."""
+    table = table.reset_index(drop=True)
+    pairs = parallel_pairs(table)
+    mfcc = [mfcc_for_alignment(m) for m in mel_db]
+    alignment = np.stack([dtw_alignment(mfcc[a], mfcc[b])
+                          for a, b in tqdm(pairs, desc="DTW", unit="pair", disable=not progress)])
+    return ParallelSet(mels=torch.as_tensor(normalizer(mel_db), dtype=torch.float32),
+                       labels=torch.tensor(table["label"].to_numpy(), dtype=torch.long),
+                       pairs=torch.from_numpy(pairs), alignment=torch.from_numpy(alignment))
+
+
+def emotion_code(labels: torch.Tensor, n_emotions: int) -> torch.Tensor:
+    """One-hot conditioning vectors ``(B, n_emotions)``."""
+    return nn.functional.one_hot(labels, n_emotions).float()
+
+
+@dataclass
+class GANParts:
+    """The two networks, their optimisers, schedulers and gradient scalers."""
+
+    generator: UNetGenerator
+    discriminator: PatchDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+
+    def state(self) -> dict[str, dict]:
+        """State dicts for :func:`save_checkpoint` (scalers are stateless unless fp16)."""
+        return {"generator": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+                "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
+
+    def load(self, state: dict[str, dict]) -> None:
+        for name, value in state.items():
+            getattr(self, name).load_state_dict(value)
+
+
+def build_gan(config: GANTrainConfig, device: torch.device, total_steps: int) -> GANParts:
+    """Fresh networks (seeded by the caller), AdamW optimisers and cosine schedules."""
+    generator = UNetGenerator(config.generator).to(device)
+    discriminator = PatchDiscriminator(config.discriminator).to(device)
+    opt_g = torch.optim.AdamW(generator.parameters(), lr=config.lr_g, betas=config.betas,
+                              weight_decay=config.weight_decay)
+    opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_d, betas=config.betas,
+                              weight_decay=config.weight_decay)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+    dtype = amp_dtype(device, config.amp)
+    return GANParts(generator, discriminator, opt_g, opt_d,
+                    cosine(opt_g, total_steps, eta_min=config.lr_g * config.lr_final),
+                    cosine(opt_d, total_steps, eta_min=config.lr_d * config.lr_final),
+                    grad_scaler(device, dtype), grad_scaler(device, dtype))
+
+
+def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
+    return ((scores.float() - (1.0 if real else 0.0)) ** 2).mean()
+
+
+def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainConfig,
+             dtype: torch.dtype | None) -> dict[str, float]:
+    """One discriminator update, then one generator update; returns the loss terms."""
+    G, D = parts.generator, parts.discriminator
+    device = next(G.parameters()).device
+    x, source, target, aligned = (t.to(device) for t in batch)
+    n = config.generator.n_emotions
+    code_s, code_t = emotion_code(source, n), emotion_code(target, n)
+    cross_entropy = nn.functional.cross_entropy
+
+    with autocast(device, dtype):
+        with torch.no_grad():
+            fake = G(x, code_t)
+        real_adv, real_cls = D(x)
+        fake_adv, _ = D(fake)
+        d_adv = _lsgan(real_adv, True) + _lsgan(fake_adv, False)
+        d_cls = cross_entropy(real_cls.float(), source)
+        loss_d = config.w_adv * d_adv + config.w_cls * d_cls
+    parts.opt_d.zero_grad(set_to_none=True)
+    parts.scaler_d.scale(loss_d).backward()
+    parts.scaler_d.step(parts.opt_d)
+    parts.scaler_d.update()
+
+    with autocast(device, dtype):
+        fake = G(x, code_t)
+        fake_adv, fake_cls = D(fake)
+        terms = {"g_adv": _lsgan(fake_adv, True),
+                 "g_cls": cross_entropy(fake_cls.float(), target),
+                 "cycle": (G(fake, code_s).float() - x).abs().mean(),
+                 "identity": (G(x, code_s).float() - x).abs().mean(),
+                 "paired": (fake.float() - aligned).abs().mean()}
+        weights = {"g_adv": config.w_adv, "g_cls": config.w_cls, "cycle": config.w_cycle,
+                   "identity": config.w_identity, "paired": config.w_paired}
+        loss_g = sum(weights[k] * v for k, v in terms.items() if weights[k])
+    parts.opt_g.zero_grad(set_to_none=True)
+    parts.scaler_g.scale(loss_g).backward()
+    parts.scaler_g.step(parts.opt_g)
+    parts.scaler_g.update()
+    parts.sched_g.step()
+    parts.sched_d.step()
+    return {"loss_d": loss_d.item(), "d_adv": d_adv.item(), "d_cls": d_cls.item(),
+            "loss_g": loss_g.item(), **{k: v.item() for k, v in terms.items()}}
+
+
+def validate_gan(generator: UNetGenerator, data: ParallelSet, batch_size: int = 32) -> dict[str, float]:
+    """Mean L1 (normalised units) of converted vs aligned real target, and of the source vs it.
+
+    One pair per source file (its first), whole clips; the gap between the two numbers is how
+    much closer to the real target emotion the conversion gets.
+    """
+    device = next(generator.parameters()).device
+    _, first = np.unique(data.pairs[:, 0].numpy(), return_index=True)
+    index = torch.from_numpy(first)
+    converted = source = 0.0
+    generator.eval()
+    with torch.no_grad():
+        for chunk in index.split(batch_size):
+            x, _, t, y = (v.to(device) for v in data.batch(chunk, crop=None))
+            fake = generator(x, emotion_code(t, generator.config.n_emotions))
+            converted += (fake - y).abs().mean(dim=(1, 2)).sum().item()
+            source += (x - y).abs().mean(dim=(1, 2)).sum().item()
+    generator.train()
+    return {"val_l1": converted / len(index), "val_l1_source": source / len(index)}
+
+
+def _check_resumable(path: Path, saved: dict, config: GANTrainConfig) -> None:
+    """Raise if the checkpoint at ``path`` was made with another training configuration."""
+    wanted = config.to_dict()
+    found = saved["extra"].get("train_config", {})
+    differ = [f"{k}: {found.get(k)!r} != {v!r}" for k, v in wanted.items()
+              if _plain(found.get(k)) != _plain(v)]
+    if differ:
+        raise CheckpointError(f"{path}: cannot resume, made with another GAN training "
+                              f"configuration ({'; '.join(differ)})")
+
+
+def _plain(value):
+    """Tuples and lists compare equal after a checkpoint round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Normalizer,
+            config: GANTrainConfig = GANTrainConfig(), audio: AudioConfig = AudioConfig(),
+            val: ParallelSet | None = None, resume: bool = False, stop_after: int | None = None,
+            extra: dict | None = None, progress: bool = True) -> dict[str, list[float]]:
+    """Train the conditional GAN, saving a checkpoint after every epoch; returns loss history.
+
+    ``resume=True`` continues from ``checkpoint`` (weights, optimisers, schedules and random
+    states), ending where an uninterrupted run would. ``stop_after`` ends this call after that
+    many epochs, e.g. to spread a long run over sessions.
+    """
+    checkpoint = Path(checkpoint)
+    device = pick_device(config.device)
+    data_rng = seed_everything(config.seed)
+    n_pairs = min(config.pairs_per_epoch or len(train.mels), len(train.pairs))
+    steps = -(-n_pairs // config.batch_size)
+    parts = build_gan(config, device, steps * config.epochs)
+    dtype = amp_dtype(device, config.amp)
+    history: dict[str, list[float]] = {}
+    start = 0
+    if resume and checkpoint.exists():
+        saved = load_checkpoint(checkpoint, kind="gan", audio=audio)
+        _check_resumable(checkpoint, saved, config)
+        parts.load(saved["state"])
+        history, start = saved["extra"]["history"], saved["extra"]["epoch"]
+        data_rng.set_state(saved["extra"]["rng"]["data"])
+        torch.set_rng_state(saved["extra"]["rng"]["torch"])
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    for epoch in range(start, end):
+        order = torch.randperm(len(train.pairs), generator=data_rng)[:n_pairs]
+        sums: dict[str, float] = {}
+        bar = tqdm(order.split(config.batch_size), desc=f"GAN epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", disable=not progress, leave=False)
+        for index in bar:
+            losses = gan_step(parts, train.batch(index, config.crop_frames, data_rng), config, dtype)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+            bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}")
+        if val is not None:
+            sums.update(validate_gan(parts.generator, val))
+        for k, v in sums.items():
+            history.setdefault(k, []).append(v)
+        save_checkpoint(checkpoint, kind="gan",
+                        model_config={"generator": asdict(config.generator),
+                                      "discriminator": asdict(config.discriminator)},
+                        state=parts.state(), audio=audio, normalizer=normalizer,
+                        extra={**(extra or {}), "history": history, "epoch": epoch + 1,
+                               "train_config": config.to_dict(),
+                               "rng": {"data": data_rng.get_state(),
+                                       "torch": torch.get_rng_state()}})
+    return history
+
+
+def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
+              config: GANTrainConfig = GANTrainConfig(), train_actors: Sequence[int] | None = None,
+              val_actors: Sequence[int] = (), audio: AudioConfig = AudioConfig(),
+              cache_dir: str | os.PathLike | None = None, resume: bool = False,
+              stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
+    """Train the GAN on a RAVDESS-layout corpus: features, range normaliser, DTW pairs, fit.
+
+    ``train_actors`` defaults to every actor not in ``val_actors``. The range normaliser is
+    fitted on the training actors only and saved in the checkpoint.
+    """
+    table = load_corpus(data)
+    actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
+    train_actors = sorted(set(train_actors or actors) - set(val_actors))
+    missing = sorted((set(train_actors) | set(val_actors)) - actors)
+    if missing:
+        raise ValueError(f"{data}: no recordings of actors {missing}")
+    parts = {}
+    for name, chosen in (("train", train_actors), ("val", val_actors)):
+        rows = table[table["actor"].isin(chosen)].reset_index(drop=True)
+        if len(rows):
+            mel, rows = corpus_features(rows, audio, cache_dir, progress)  # skips bad files
+            parts[name] = (rows, mel)
+        else:
+            parts[name] = (rows, None)
+    normalizer = Normalizer.fit_range(parts["train"][1], audio.db_floor)
+    train_set = parallel_set(*parts["train"], normalizer, progress)
+    val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
+    return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
+                   extra={"train_actors": train_actors, "val_actors": list(val_actors)},
+                   progress=progress)

@@ -1,0 +1,92 @@
+"""Benchmark: speaker-independent emotion recognition, k-fold by actor.
+
+    python benchmarks/classifier_ravdess.py [--data DIR] [--folds N] [--epochs E] [--quick]
+                                            [--norm speaker|global] [--amp] [--seed S]
+
+Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
+and the rest train; no actor is in two of them. Every fold goes through the real path: train,
+save a checkpoint, load it, score the unseen actors. Prints a table of folds and a final JSON
+line with mean ± std accuracy and UAR, training time and the machine. Default data: RAVDESS
+beside the repo (../shared/ravdess/16k), else the configured corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emogan_utils.config import Paths
+from emogan_utils.data import default_corpus, fold_split, load_corpus
+from emogan_utils.evaluate import evaluate_classifier
+from emogan_utils.inference import load_classifier
+from emogan_utils.train import ClassifierTrainConfig, pick_device, save_classifier, train_classifier
+
+SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
+K = 5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="corpus folder (default: shared RAVDESS, else configured)")
+    parser.add_argument("--folds", type=int, default=K, help=f"how many of the {K} folds to run")
+    parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument("--quick", action="store_true", help="the quick training settings")
+    parser.add_argument("--norm", choices=("speaker", "global"), help="override normalisation")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    data = Path(args.data) if args.data else (
+        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+    changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm)) if v}
+    changes.update(seed=args.seed, amp=args.amp, progress=False)
+    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
+    table = load_corpus(data)
+    actors = sorted(table["actor"].unique().tolist())
+    cache = Paths.from_env().cache
+
+    rows = []
+    print(f"{'fold':>4} {'test actors':<16} {'acc':>6} {'uar':>6} {'epochs':>7} {'best':>5} "
+          f"{'seconds':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold in range(min(args.folds, K)):
+            split = fold_split(actors, K, fold, n_val=2, seed=args.seed)
+            start = time.perf_counter()
+            trained = train_classifier(data, split.val, split.train, config, cache_dir=cache)
+            seconds = time.perf_counter() - start
+            path = save_classifier(Path(tmp) / f"fold{fold}.pt", trained)
+            report = evaluate_classifier(load_classifier(path), split.select(table, "test"),
+                                         cache, progress=False)
+            rows.append({"fold": fold, "test_actors": list(split.test),
+                         "accuracy": report["accuracy"], "uar": report["uar"],
+                         "epochs_run": len(trained.history["epoch"]),
+                         "best_epoch": trained.history["best_epoch"], "seconds": seconds})
+            print(f"{fold:>4} {','.join(map(str, split.test)):<16} {report['accuracy']:6.3f} "
+                  f"{report['uar']:6.3f} {rows[-1]['epochs_run']:>7} {rows[-1]['best_epoch']:>5} "
+                  f"{seconds:8.1f}", flush=True)
+
+    acc, uar = (np.array([r[k] for r in rows]) for k in ("accuracy", "uar"))
+    seconds = np.array([r["seconds"] for r in rows])
+    print(f"mean accuracy {acc.mean():.3f} ± {acc.std():.3f}, UAR {uar.mean():.3f} ± "
+          f"{uar.std():.3f}; {seconds.mean():.0f} s per training run", file=sys.stderr)
+    print(json.dumps({
+        "benchmark": "classifier_ravdess", "data": str(data), "folds": rows,
+        "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
+        "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
+        "train_seconds_mean": float(seconds.mean()),
+        "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
+        "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}))
+
+
+if __name__ == "__main__":
+    main()

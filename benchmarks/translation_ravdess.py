@@ -1,0 +1,112 @@
+"""Benchmark: neutral -> each other emotion on RAVDESS actors the GAN never trained on.
+
+    python benchmarks/translation_ravdess.py [--data DIR] [--quick] [--epochs N]
+        [--paired-weight W] [--train-actors 1-16] [--test-actors 17-20] [--max-sources N]
+        [--out DIR] [--resume] [--classifier CKPT] [--seed S]
+
+Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
+test actors' neutral recordings with a classifier trained separately on the training actors
+(never seen by the GAN, never trained on the test actors). Targets: mean target-emotion
+accuracy of converted audio >= 50 % (unconverted source ~0 %), and MCD to the real target
+below the no-conversion MCD for every emotion. Prints the table and a final JSON line with the
+figures, times and machine. ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
+Default data: RAVDESS beside the repo (../shared/ravdess/16k), else the configured corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from emogan_utils.cli import _actors
+from emogan_utils.config import Paths
+from emogan_utils.data import default_corpus, load_corpus
+from emogan_utils.evaluate import evaluate_translation, translation_table
+from emogan_utils.inference import Translator, classifier_judge, load_classifier
+from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, pick_device,
+                                save_classifier, train_classifier, train_gan)
+
+SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
+
+
+def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Path,
+                     seed: int) -> Path:
+    """The judging classifier: trained on the GAN's training actors (two of them validate)."""
+    if not path.exists():
+        config = ClassifierTrainConfig(seed=seed, progress=False)
+        trained = train_classifier(data, val_actors=train_actors[-2:],
+                                   train_actors=train_actors[:-2], config=config, cache_dir=cache)
+        save_classifier(path, trained)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="corpus folder (default: shared RAVDESS, else configured)")
+    parser.add_argument("--quick", action="store_true", help="the quick GAN settings")
+    parser.add_argument("--epochs", type=int, help="override the number of GAN epochs")
+    parser.add_argument("--paired-weight", type=float, help="override w_paired (0 = unpaired)")
+    parser.add_argument("--train-actors", default="1-16")
+    parser.add_argument("--test-actors", default="17-20")
+    parser.add_argument("--max-sources", type=int, help="neutral recordings to convert (all)")
+    parser.add_argument("--out", help="folder for gan.pt and judge.pt (default: work/benchmarks)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted GAN run")
+    parser.add_argument("--classifier", help="an existing judging classifier checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    paths = Paths.from_env()
+    data = Path(args.data) if args.data else (
+        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+    out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
+    train_actors, test_actors = _actors(args.train_actors), _actors(args.test_actors)
+    config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
+    changes = {"epochs": args.epochs, "w_paired": args.paired_weight}
+    config = dataclasses.replace(config, seed=args.seed,
+                                 **{k: v for k, v in changes.items() if v is not None})
+
+    start = time.perf_counter()
+    history = train_gan(data, out / "gan.pt", config, train_actors, val_actors=test_actors,
+                        cache_dir=paths.cache, resume=args.resume)
+    train_seconds = time.perf_counter() - start
+    classifier = Path(args.classifier) if args.classifier else judge_classifier(
+        out / "judge.pt", data, train_actors, paths.cache, args.seed)
+
+    table = load_corpus(data)
+    table = table[table["actor"].isin(test_actors)]
+    translator = Translator(out / "gan.pt")
+    start = time.perf_counter()
+    result = evaluate_translation(translator, classifier_judge(load_classifier(classifier),
+                                                                translator.audio.sample_rate),
+                                  table, max_sources=args.max_sources)
+    eval_seconds = time.perf_counter() - start
+    print(translation_table(result).to_string())
+    mean, per = result["mean"], result["emotions"]
+    print(json.dumps({
+        "data": str(data), "train_actors": train_actors, "test_actors": test_actors,
+        "w_paired": config.w_paired, "epochs": config.epochs,
+        "accuracy_converted": mean["accuracy_converted"],
+        "accuracy_source": mean["accuracy_source"], "accuracy_target": mean["accuracy_target"],
+        "accuracy_target_griffin_lim": mean["accuracy_target_griffin_lim"],
+        "mcd_converted": mean["mcd_converted"], "mcd_source": mean["mcd_source"],
+        "mcd_below_source_for": sorted(e for e, s in per.items()
+                                       if s["mcd_converted"] < s["mcd_source"]),
+        "target_accuracy_met": mean["accuracy_converted"] >= 0.5,
+        "target_mcd_met": all(s["mcd_converted"] < s["mcd_source"] for s in per.values()),
+        "final_val_l1": history.get("val_l1", [None])[-1],
+        "final_val_l1_source": history.get("val_l1_source", [None])[-1],
+        "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
+        "n_sources": result["n_sources"], "device": str(pick_device()),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"torch threads {torch.get_num_threads()}"}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Using trained models: emotion probabilities of a clip, and emotion translation."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emogan_utils.checkpoint import CheckpointError, load_checkpoint
+from emogan_utils.data import EMOTIONS, emotion_id
+from emogan_utils.features import (AudioConfig, LogMel, Normalizer, load_audio, log_mel,
+                                   prepare_waveform)
+from emogan_utils.inversion import griffin_lim
+from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
+                                 UNetGenerator)
+from emogan_utils.train import batched_logits, pick_device, standardize
+
+# --- emotion classifier ------------------------------------------------------------------
+
+
+@dataclass
+class Classifier:
+    """A loaded classifier checkpoint: the model in eval mode and how to feed it."""
+
+    model: EmotionClassifier
+    audio: AudioConfig
+    normalizer: Normalizer
+    norm_mode: str
+    device: torch.device
+    path: Path
+    extra: dict = field(default_factory=dict)
+
+    def probabilities(self, mel_db: np.ndarray, actors: Sequence[int] | None = None) -> np.ndarray:
+        """Emotion probabilities ``(N, 8)`` of log-mels ``(N, n_mels, T)`` in dB.
+
+        In ``speaker`` mode, giving each clip's actor standardises every actor with the
+        statistics of their own clips (all of them should be passed together); without
+        ``actors`` the training actors' global statistics stand in, which is what a single
+        clip of an unknown speaker gets.
+        """
+        x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer)
+        return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None,
+                    audio: AudioConfig | None = None) -> Classifier:
+    """Load a ``classifier`` checkpoint (checking its audio parameters against ``audio``)."""
+    payload = load_checkpoint(path, kind="classifier", audio=audio)
+    device = pick_device(str(device) if device is not None else None)
+    model = EmotionClassifier(ClassifierConfig(**payload["model_config"]))
+    model.load_state_dict(payload["state"]["model"])
+    extra = payload["extra"]
+    return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
+                      extra.get("norm_mode", "global"), device, Path(path), extra)
+
+
+def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
+            checkpoint: str | os.PathLike | Classifier,
+            sample_rate: int | None = None) -> dict[str, float]:
+    """Per-emotion probabilities (in ``EMOTIONS`` order, summing to 1) of one clip.
+
+    ``audio`` is a file path or a waveform (then ``sample_rate`` is required); ``checkpoint``
+    a path or a :class:`Classifier` from :func:`load_classifier`, to avoid reloading.
+    """
+    classifier = checkpoint if isinstance(checkpoint, Classifier) else load_classifier(checkpoint)
+    if isinstance(audio, (str, os.PathLike)):
+        wave = load_audio(audio, classifier.audio)
+    elif sample_rate is None:
+        raise ValueError("predict needs sample_rate when given a waveform instead of a file")
+    else:
+        wave = prepare_waveform(audio, sample_rate, classifier.audio)
+    probs = classifier.probabilities(log_mel(wave, classifier.audio)[None])[0]
+    return {name: float(p) for name, p in zip(EMOTIONS, probs)}
+
+
+# --- emotion translation ---------------------------------------------------------------------
+
+
+class Translator:
+    """A trained conditional-GAN generator, loaded once, with each translation step exposed.
+
+    ``mel`` (audio -> dB log-mel), ``translate_mel`` (dB -> dB in another emotion) and
+    ``to_audio`` (Griffin-Lim) can be called separately so a widget can cache the source mel
+    and its inversion; calling the object runs all three.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
+                 device: str | None = None, n_iter: int = 64):
+        """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters."""
+        payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
+        self.path = Path(checkpoint)
+        self.audio: AudioConfig = payload["audio"]
+        self.normalizer: Normalizer = payload["normalizer"]
+        self.n_iter = n_iter
+        self.device = pick_device(device)
+        self.generator = UNetGenerator(GeneratorConfig(**payload["model_config"]["generator"]))
+        self.generator.load_state_dict(payload["state"]["generator"])
+        self.generator.to(self.device).eval()
+        self._log_mel = LogMel(self.audio)
+
+    def waveform(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
+                 sample_rate: int | None = None) -> np.ndarray:
+        """Mono float32 at the model's rate, untrimmed and at full length."""
+        if isinstance(audio, (str, os.PathLike)):
+            return load_audio(audio, self.audio, trim=False, fixed_length=False)
+        untrimmed = dataclasses.replace(self.audio, trim_db=None)
+        return prepare_waveform(audio, sample_rate or self.audio.sample_rate, untrimmed,
+                                fixed_length=False)
+
+    def mel(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
+            sample_rate: int | None = None) -> np.ndarray:
+        """Log-mel in dB ``(n_mels, frames)`` of a file or waveform."""
+        with torch.no_grad():
+            return self._log_mel(torch.from_numpy(self.waveform(audio, sample_rate))).numpy()
+
+    def code(self, target: str, strength: float = 1.0, source: str = "neutral") -> torch.Tensor:
+        """Conditioning ``(1, n_emotions)``: the source one-hot blended towards the target's."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        n = self.generator.config.n_emotions
+        code = torch.zeros(1, n)
+        code[0, emotion_id(source) - 1] += 1.0 - strength
+        code[0, emotion_id(target) - 1] += strength
+        return code
+
+    def translate_mel(self, mel_db: np.ndarray, target: str, strength: float = 1.0,
+                      source: str = "neutral") -> np.ndarray:
+        """Convert a dB log-mel ``(n_mels, frames)`` towards ``target``; same shape, in dB."""
+        code = self.code(target, strength, source).to(self.device)
+        normed = torch.as_tensor(self.normalizer(np.asarray(mel_db, np.float32)))[None]
+        with torch.no_grad():
+            out = self.generator(normed.to(self.device), code)[0].cpu().numpy()
+        converted = self.normalizer.inverse(out)
+        # The range normaliser clips silence to -1; where the output stays there, keep the
+        # source's own (quieter) level instead of lifting it to the range floor.
+        floor = self.normalizer.inverse(np.full_like(out, -1.0))
+        at_floor = out <= -1.0 + 1e-4
+        converted[at_floor] = np.minimum(mel_db, floor)[at_floor]
+        return converted.astype(np.float32)
+
+    def to_audio(self, mel_db: np.ndarray, length: int | None = None) -> np.ndarray:
+        """Griffin-Lim waveform of a dB log-mel (``length`` samples if given)."""
+        wave = griffin_lim(mel_db, self.audio, n_iter=self.n_iter, length=length)
+        return wave.cpu().numpy().astype(np.float32)
+
+    def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
+                 strength: float = 1.0, source: str = "neutral",
+                 sample_rate: int | None = None) -> np.ndarray:
+        """Waveform in ``target`` emotion, at the model's rate, as long as the input."""
+        wave = self.waveform(audio, sample_rate)
+        converted = self.translate_mel(self.mel(wave), target, strength, source)
+        return self.to_audio(converted, length=len(wave))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_translator(path: str, modified_ns: int) -> Translator:
+    """One :class:`Translator` per checkpoint file version (reloaded when the file changes)."""
+    return Translator(path)
+
+
+def load_translator(checkpoint: str | os.PathLike) -> Translator:
+    """A cached :class:`Translator` for ``checkpoint``."""
+    path = Path(checkpoint).resolve()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    return _cached_translator(str(path), path.stat().st_mtime_ns)
+
+
+def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
+              target_emotion: str, checkpoint: str | os.PathLike, strength: float = 1.0,
+              source_emotion: str = "neutral", sample_rate: int | None = None) -> np.ndarray:
+    """Speech converted to ``target_emotion`` by the GAN in ``checkpoint``.
+
+    Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``, as long as the
+    input. ``strength`` in [0, 1] blends the conditioning from ``source_emotion`` (0) to
+    ``target_emotion`` (1); ``sample_rate`` is the rate of an in-memory waveform (default: the
+    model's).
+    """
+    emotion_id(target_emotion)
+    emotion_id(source_emotion)
+    return load_translator(checkpoint)(waveform_or_path, target_emotion, strength,
+                                       source_emotion, sample_rate)
+
+
+def classifier_judge(classifier: Classifier, sample_rate: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Waveforms ``(B, samples)`` -> each one's most likely label by :func:`predict`.
+
+    The ``classify`` argument of :func:`emogan_utils.evaluate.evaluate_translation`.
+    """
+    def classify(waves: np.ndarray) -> np.ndarray:
+        return np.array([int(np.argmax(list(predict(w, classifier, sample_rate).values())))
+                         for w in waves])
+    return classify

@@ -1,0 +1,255 @@
+"""Neural network models: the speech emotion classifier and the conditional GAN."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+# --- emotion classifier
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Shape of :class:`EmotionClassifier`; stored in checkpoints as its constructor arguments."""
+
+    n_mels: int = 80
+    n_classes: int = 8
+    channels: int = 128
+    n_blocks: int = 3
+    kernel_size: int = 5
+    stride: int = 2
+    """Time downsampling in the stem: every later layer costs ``1/stride`` as much."""
+    dropout: float = 0.2
+    attention_dim: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResidualBlock1d(nn.Module):
+    """Two dilated 1-D convolutions over time with batch norm, plus an identity shortcut."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float):
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.body = nn.Sequential(
+            nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation, bias=False),
+            nn.BatchNorm1d(channels), nn.ReLU(), nn.Dropout(dropout),
+            nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation, bias=False),
+            nn.BatchNorm1d(channels))
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and standard deviation over time: ``(B, C, T)`` to ``(B, 2C)``.
+
+    The weights let the model ignore padding and silence, and make the output independent of
+    clip length.
+    """
+
+    def __init__(self, channels: int, attention_dim: int):
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Conv1d(channels, attention_dim, 1), nn.Tanh(), nn.Conv1d(attention_dim, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.attention(x), dim=-1)
+        mean = (weights * x).sum(-1)
+        var = (weights * x.pow(2)).sum(-1) - mean.pow(2)
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1)
+
+
+class EmotionClassifier(nn.Module):
+    """Normalised log-mel ``(B, n_mels, T)`` to emotion logits ``(B, n_classes)``, any ``T``.
+
+    A 1-D CNN over time with the mel bins as channels (an order of magnitude cheaper on a CPU
+    than a 2-D CNN over the mel image), residual blocks with growing dilation for a wide
+    receptive field, and attentive statistics pooling.
+    """
+
+    def __init__(self, config: ClassifierConfig = ClassifierConfig()):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.stem = nn.Sequential(
+            nn.Conv1d(config.n_mels, c, config.kernel_size, stride=config.stride,
+                      padding=config.kernel_size // 2, bias=False),
+            nn.BatchNorm1d(c), nn.ReLU())
+        self.blocks = nn.Sequential(*(
+            ResidualBlock1d(c, config.kernel_size, 2 ** i, config.dropout)
+            for i in range(config.n_blocks)))
+        self.pool = AttentiveStatsPool(c, config.attention_dim)
+        self.head = nn.Sequential(nn.BatchNorm1d(2 * c), nn.Dropout(config.dropout),
+                                  nn.Linear(2 * c, config.n_classes))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
+            raise ValueError(f"expected log-mels of shape (batch, {self.config.n_mels}, frames), "
+                             f"got {tuple(mel.shape)}")
+        return self.head(self.pool(self.blocks(self.stem(mel))))
+
+
+# --- conditional GAN
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Shape of the conditional UNet generator (saved in GAN checkpoints)."""
+
+    n_mels: int = 80
+    n_emotions: int = 8
+    channels: int = 16
+    """Width after the stem; doubles with each downsampling."""
+    depth: int = 3
+    """Strided downsamplings; each halves mel bins and frames, so n_mels must divide by 2**depth."""
+    n_res_blocks: int = 3
+    """Emotion-conditioned residual blocks at the bottleneck."""
+
+    @property
+    def factor(self) -> int:
+        """Frames are padded to a multiple of this internally."""
+        return 2 ** self.depth
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Shape of the PatchGAN discriminator (saved in GAN checkpoints)."""
+
+    n_mels: int = 80
+    n_emotions: int = 8
+    channels: int = 16
+    depth: int = 4
+
+
+def emotion_maps(code: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast ``(B, n_emotions)`` codes to constant maps the size of ``like`` ``(B, C, F, T)``."""
+    return code[:, :, None, None].expand(-1, -1, *like.shape[-2:]).to(like.dtype)
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose scale and shift come from the emotion code (StarGAN-VC2's CIN)."""
+
+    def __init__(self, channels: int, n_emotions: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.film = nn.Linear(n_emotions, 2 * channels)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(code).chunk(2, dim=1)
+        return self.norm(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class ConditionalResBlock(nn.Module):
+    """Two 3x3 convolutions, each after a conditional instance norm, added to the input."""
+
+    def __init__(self, channels: int, n_emotions: int):
+        super().__init__()
+        self.norm1 = ConditionalInstanceNorm(channels, n_emotions)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm2 = ConditionalInstanceNorm(channels, n_emotions)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nn.functional.leaky_relu(self.norm1(x, code), 0.2))
+        return x + self.conv2(nn.functional.leaky_relu(self.norm2(h, code), 0.2))
+
+
+def _down(c_in: int, c_out: int) -> nn.Sequential:
+    """Strided 4x4 convolution halving both axes, instance norm, leaky ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
+                         nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2))
+
+
+class UpBlock(nn.Module):
+    """Nearest upsampling and a 3x3 convolution, then merge the skip connection."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                nn.Conv2d(c_in, c_out, 3, padding=1),
+                                nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2))
+        self.merge = nn.Sequential(nn.Conv2d(2 * c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.merge(torch.cat([self.up(x), skip], dim=1))
+
+
+class UNetGenerator(nn.Module):
+    """Conditional 2-D UNet on range-normalised log-mels ``(B, n_mels, T)`` in [-1, 1].
+
+    The target emotion code (a one-hot, or a blend of two for partial strength) enters as
+    constant maps at the input and the bottleneck and through conditional instance norms.
+    The network predicts a residual on top of the source, so words and speaker survive by
+    default; the last layer starts at zero, making the untrained generator the identity.
+    Any number of frames works: the input is padded to a multiple of ``config.factor``
+    with silence (-1) and the output cropped back.
+    """
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        if config.n_mels % config.factor:
+            raise ValueError(f"n_mels={config.n_mels} must divide by 2**depth={config.factor}")
+        self.config = config
+        c, e = config.channels, config.n_emotions
+        widths = [c * 2 ** i for i in range(config.depth)]
+        # Full resolution is touched only by the strided stem and the head: the costly
+        # convolutions all run at 1/4 or less of the mel-frame grid.
+        self.stem = nn.Sequential(nn.Conv2d(1 + e, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2))
+        self.down = nn.ModuleList(_down(a, b) for a, b in zip(widths, widths[1:]))
+        self.inject = nn.Conv2d(widths[-1] + e, widths[-1], 1)
+        self.res = nn.ModuleList(ConditionalResBlock(widths[-1], e)
+                                 for _ in range(config.n_res_blocks))
+        self.up = nn.ModuleList(UpBlock(b, a) for a, b in reversed(list(zip(widths, widths[1:]))))
+        self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                  nn.Conv2d(c, c // 2, 3, padding=1), nn.LeakyReLU(0.2))
+        self.out = nn.Conv2d(c // 2 + 1, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, mel: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        frames = mel.shape[-1]
+        x = nn.functional.pad(mel, (0, -frames % self.config.factor), value=-1.0).unsqueeze(1)
+        h = self.stem(torch.cat([x, emotion_maps(code, x)], dim=1))
+        skips = [h]
+        for down in self.down:
+            h = down(h)
+            skips.append(h)
+        skips.pop()
+        h = self.inject(torch.cat([h, emotion_maps(code, h)], dim=1))
+        for block in self.res:
+            h = block(h, code)
+        for up in self.up:
+            h = up(h, skips.pop())
+        residual = self.out(torch.cat([self.head(h), x], dim=1))
+        out = (x + residual).clamp(-1.0, 1.0)
+        return out[:, 0, :, :frames]
+
+
+class PatchDiscriminator(nn.Module):
+    """Spectrally normalised PatchGAN with an auxiliary emotion classifier (StarGAN-style).
+
+    Returns per-patch real/fake scores ``(B, patches)`` and emotion logits ``(B, n_emotions)``
+    (class scores averaged over patches), for log-mels ``(B, n_mels, T)`` of any length.
+    """
+
+    def __init__(self, config: DiscriminatorConfig = DiscriminatorConfig()):
+        super().__init__()
+        self.config = config
+        sn = nn.utils.parametrizations.spectral_norm
+        widths = [1] + [config.channels * 2 ** i for i in range(config.depth)]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths, widths[1:]):
+            layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.adv = sn(nn.Conv2d(widths[-1], 1, 3, padding=1))
+        # No spectral norm on the class head: bounding it keeps the logits too small for the
+        # cross-entropy to fall below chance (d_cls stayed at ln 8 on RAVDESS).
+        self.cls = nn.Conv2d(widths[-1], config.n_emotions, 3, padding=1)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(mel.unsqueeze(1))
+        return self.adv(h).flatten(1), self.cls(h).mean(dim=(2, 3))

@@ -1,0 +1,205 @@
+"""The conditional GAN: network shapes, training steps, exact resume, translation and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from emogan_utils import cli
+from emogan_utils.checkpoint import CheckpointError, save_checkpoint
+from emogan_utils.data import EMOTIONS
+from emogan_utils.features import AudioConfig, Normalizer
+from emogan_utils.inference import Translator, translate
+from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
+                                 UNetGenerator)
+from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
+                                parallel_set, seed_everything)
+
+TINY = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16, lr_g=2e-3,
+                      lr_d=1e-3, generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
+                      discriminator=DiscriminatorConfig(channels=4, depth=2))
+
+
+def _parallel_corpus(frames: int = 40, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """One actor saying one statement twice in all eight emotions: a band per emotion."""
+    rng = np.random.default_rng(seed)
+    rows, mels = [], []
+    for repetition in (1, 2):
+        for label in range(len(EMOTIONS)):
+            mel = rng.uniform(-70, -40, (80, frames))
+            mel[10 * label:10 * label + 10] += 25.0
+            mel[:, -5:] = -100.0  # trailing padding, as in fixed-length clips
+            rows.append({"actor": 1, "statement_id": 1, "repetition": repetition, "label": label})
+            mels.append(mel)
+    return pd.DataFrame(rows), np.stack(mels).astype(np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks: on a busy shared CPU, a second thread's spin-waits cost 10x the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    table, mels = _parallel_corpus()
+    normalizer = Normalizer.fit_range(mels)
+    return parallel_set(table, mels, normalizer, progress=False), normalizer
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_data):
+    path = tmp_path_factory.mktemp("gan") / "gan.pt"
+    fit_gan(tiny_data[0], path, tiny_data[1], dataclasses.replace(TINY, epochs=1), progress=False)
+    return path
+
+
+@pytest.mark.parametrize("frames", [50, 188, 301])
+def test_generator_and_discriminator_shapes_for_any_length_and_emotion(frames):
+    torch.manual_seed(0)
+    generator, discriminator = UNetGenerator(), PatchDiscriminator()
+    mel = torch.rand(len(EMOTIONS), 80, frames) * 2 - 1
+    with torch.no_grad():
+        for head in (generator.out.weight, generator.out.bias):
+            head.normal_(0, 0.1)  # a trained-looking head, not the identity it starts as
+        fake = generator(mel, torch.eye(len(EMOTIONS)))
+        patches, logits = discriminator(fake)
+    assert fake.shape == mel.shape
+    assert fake.min() >= -1.0 and fake.max() <= 1.0
+    assert not torch.allclose(fake[0], fake[1])  # the emotion code changes the output
+    assert patches.shape[0] == len(EMOTIONS) and patches.shape[1] >= frames // 16
+    assert logits.shape == (len(EMOTIONS), len(EMOTIONS))
+
+
+def test_untrained_generator_is_the_identity():
+    mel = torch.rand(2, 80, 77) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(UNetGenerator()(mel, torch.eye(8)[:2]), mel)
+
+
+def test_generator_rejects_mel_bins_that_do_not_divide():
+    with pytest.raises(ValueError, match="n_mels=84"):
+        UNetGenerator(GeneratorConfig(n_mels=84, depth=3))
+
+
+def test_dtw_alignment_recovers_a_time_stretch():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(19, 30))
+    target = np.repeat(source, 2, axis=1)  # the same sequence, twice as slow
+    index = dtw_alignment(source, target)
+    assert np.all(index // 2 == np.arange(30))
+
+
+def test_aligned_target_follows_source_timeline(tiny_data):
+    data, _ = tiny_data
+    index = torch.arange(3)
+    expected = torch.stack([data.mels[data.pairs[k, 1]][:, data.alignment[k]] for k in index])
+    assert torch.equal(data.aligned_target(index), expected)
+    x, source, target, aligned = data.batch(index, crop=16)
+    assert x.shape == aligned.shape == (3, 80, 16)
+    assert torch.all(source != target)
+
+
+def test_training_steps_update_both_networks_and_lower_generator_loss(tiny_data):
+    data, _ = tiny_data
+    seed_everything(0)
+    parts = build_gan(TINY, torch.device("cpu"), total_steps=40)
+    batch = data.batch(torch.arange(8), crop=None)
+    before = [{k: v.clone() for k, v in net.state_dict().items()}
+              for net in (parts.generator, parts.discriminator)]
+    losses = [gan_step(parts, batch, TINY, None)["loss_g"]]
+    for net, old in zip((parts.generator, parts.discriminator), before):
+        assert any(not torch.equal(v, old[k]) for k, v in net.state_dict().items())
+    losses += [gan_step(parts, batch, TINY, None)["loss_g"] for _ in range(29)]
+    assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5])
+
+
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
+    data, normalizer = tiny_data
+    straight, interrupted = tmp_path / "straight.pt", tmp_path / "interrupted.pt"
+    full = fit_gan(data, straight, normalizer, TINY, progress=False)
+    fit_gan(data, interrupted, normalizer, TINY, stop_after=1, progress=False)
+    resumed = fit_gan(data, interrupted, normalizer, TINY, resume=True, progress=False)
+    assert resumed == full and len(full["loss_g"]) == TINY.epochs
+    a, b = (torch.load(p, weights_only=True)["state"] for p in (straight, interrupted))
+    for net in ("generator", "discriminator"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
+
+
+def test_resume_refuses_another_configuration_or_audio(tmp_path, tiny_data, tiny_checkpoint):
+    data, normalizer = tiny_data
+    with pytest.raises(CheckpointError, match="w_paired"):
+        fit_gan(data, tiny_checkpoint, normalizer, dataclasses.replace(TINY, w_paired=0.0),
+                resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="other audio parameters"):
+        fit_gan(data, tiny_checkpoint, normalizer, TINY, AudioConfig(n_fft=512), resume=True,
+                progress=False)
+
+
+def test_translate_command_writes_audio_as_long_as_the_input(tmp_path, tiny_checkpoint):
+    rate, seconds = 22050, 1.3
+    t = np.arange(int(rate * seconds)) / rate
+    source = tmp_path / "in.wav"
+    sf.write(source, 0.3 * np.sin(2 * np.pi * (150 + 50 * t) * t), rate)
+    output = tmp_path / "out" / "angry.wav"
+    code = cli.main(["translate", "--generator", str(tiny_checkpoint), "--input", str(source),
+                     "--to", "angry", "--output", str(output), "--strength", "0.5"])
+    assert code == 0
+    wave, out_rate = sf.read(output)
+    assert out_rate == AudioConfig().sample_rate
+    assert abs(len(wave) / out_rate - seconds) < 0.02
+    assert np.all(np.isfinite(wave)) and np.abs(wave).max() > 1e-4
+    assert cli.main(["translate", "--generator", str(tiny_checkpoint), "--input", str(source),
+                     "--to", "angry", "--output", str(source)]) == 2
+    assert sf.info(source).samplerate == rate  # the input is untouched
+
+
+def test_train_gan_command_trains_and_resumes(tmp_path, monkeypatch, tiny_corpus, capsys):
+    monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
+    out = tmp_path / "gan.pt"
+    args = ["train-gan", "--data", str(tiny_corpus), "--out", str(out), "--quick",
+            "--epochs", "1", "--val-actors", "2"]
+    assert cli.main(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["epochs"] == 1 and np.isfinite(report["final"]["loss_g"])
+    saved = torch.load(out, weights_only=True)
+    assert saved["kind"] == "gan" and saved["extra"]["train_actors"] == [1]
+    assert cli.main(args + ["--resume"]) == 0  # already finished: nothing left to train
+    assert torch.equal(torch.load(out, weights_only=True)["state"]["generator"]["out.weight"],
+                       saved["state"]["generator"]["out.weight"])
+
+
+def test_strength_blends_source_and_target_codes(tiny_checkpoint):
+    translator = Translator(tiny_checkpoint)
+    code = translator.code("angry", strength=0.25, source="sad")[0]
+    assert code[EMOTIONS.index("sad")] == 0.75 and code[EMOTIONS.index("angry")] == 0.25
+    assert code.sum() == 1.0
+    mel = translator.mel(np.sin(np.linspace(0, 4000, 16000)).astype(np.float32))
+    unchanged = translator.translate_mel(mel, "sad", strength=1.0, source="sad")
+    assert np.array_equal(translator.translate_mel(mel, "angry", 0.0, "sad"), unchanged)
+    assert not np.array_equal(translator.translate_mel(mel, "angry", 1.0, "sad"), unchanged)
+
+
+def test_unknown_emotion_lists_the_valid_names(tiny_checkpoint):
+    with pytest.raises(ValueError, match="neutral, calm, happy"):
+        translate(np.zeros(16000, np.float32), "grumpy", tiny_checkpoint)
+    with pytest.raises(ValueError, match="strength"):
+        Translator(tiny_checkpoint).code("angry", strength=1.5)
+
+
+def test_mismatched_checkpoints_are_refused(tmp_path, tiny_checkpoint):
+    classifier = save_checkpoint(tmp_path / "classifier.pt", kind="classifier", model_config={},
+                                 state={}, audio=AudioConfig())
+    with pytest.raises(CheckpointError, match="'classifier' checkpoint, expected 'gan'"):
+        Translator(classifier)
+    with pytest.raises(CheckpointError, match="n_mels: 80 != 64"):
+        Translator(tiny_checkpoint, audio=AudioConfig(n_mels=64))
