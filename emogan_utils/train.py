@@ -586,12 +586,13 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
         order = torch.randperm(len(train.pairs), generator=data_rng)[:n_pairs]
         sums: dict[str, float] = {}
         bar = tqdm(order.split(config.batch_size), desc=f"GAN epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not progress, leave=False)
+                   unit="batch", disable=not progress, leave=False, mininterval=2.0)
         for index in bar:
             losses = gan_step(parts, train.batch(index, config.crop_frames, data_rng), config, dtype)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
-            bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}")
+            # refresh=False: a forced redraw per step floods a notebook's output channel
+            bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", refresh=False)
         if val is not None:
             sums.update(validate_gan(parts.generator, val))
         for k, v in sums.items():
