@@ -220,8 +220,14 @@ class Normalizer:
     @classmethod
     def fit_standard(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> "Normalizer":
         """Per-bin mean and std over the speech frames of ``(N, n_mels, T)`` features."""
-        frames = _speech_frames(mel_db, db_floor)
-        return cls(frames.mean(axis=0), frames.std(axis=0) + 1e-5, clip=False)
+        mel_db = np.asarray(mel_db, dtype=np.float32)
+        speech = _speech_mask(mel_db, db_floor).astype(np.float32)
+        count = speech.sum(dtype=np.float64)
+        # one pass of float64-accumulated sums instead of copying every speech frame out
+        mean = np.einsum("nft,nt->f", mel_db, speech, dtype=np.float64) / count
+        square = np.einsum("nft,nft,nt->f", mel_db, mel_db, speech, dtype=np.float64) / count
+        std = np.sqrt(np.maximum(square - mean ** 2, 0.0))
+        return cls(mean, std + 1e-5, clip=False)
 
     @classmethod
     def fit_range(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor,
@@ -241,13 +247,18 @@ class Normalizer:
                    bool(state["clip"]))
 
 
-def _speech_frames(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
-    """``(frames, n_mels)`` of all frames that are not padding (louder than the floor)."""
-    frames = np.moveaxis(np.asarray(mel_db, np.float64), -2, -1).reshape(-1, mel_db.shape[-2])
-    keep = frames.max(axis=1) > db_floor + 1.0
-    if not keep.any():
+def _speech_mask(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
+    """``(N, T)`` True for frames that are not padding (louder than the floor somewhere)."""
+    mask = np.asarray(mel_db).max(axis=-2) > db_floor + 1.0
+    if not mask.any():
         raise ValueError("No speech frames to fit normalisation on (all frames are at the floor)")
-    return frames[keep]
+    return mask
+
+
+def _speech_frames(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
+    """``(frames, n_mels)`` of all frames that are not padding."""
+    mel_db = np.asarray(mel_db)
+    return np.moveaxis(mel_db, -2, -1)[_speech_mask(mel_db, db_floor)]
 
 
 def fit_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
