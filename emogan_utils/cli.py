@@ -154,6 +154,9 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
+    if seen & set(actors):
+        print(f"warning: actors {sorted(seen & set(actors))} were used in training or validation; "
+              "their scores are not speaker-independent", file=sys.stderr)
     report = evaluate_classifier(classifier, table, Paths.from_env().cache)
     report.update(checkpoint=str(args.checkpoint), seen_in_training=sorted(seen & set(actors)))
     _print_json(report)

@@ -98,6 +98,8 @@ class ClassifierTrainConfig:
     """Largest random circular shift along time, in frames; 0 turns it off."""
     mixup: float = 0.0
     """Beta(alpha, alpha) mixup of batch pairs; 0 turns it off."""
+    label_smoothing: float = 0.0
+    """Cross-entropy target smoothing: keeps the model from overconfidence on training actors."""
     norm_mode: str = "speaker"
     seed: int = 0
     device: str | None = None
@@ -209,7 +211,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                 continue  # batch norm needs two examples
             x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
             with autocast(device, dtype):
-                logits, loss = _loss(model, x, y, config.mixup, generator)
+                logits, loss = _loss(model, x, y, config.mixup, config.label_smoothing,
+                                     generator)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -238,17 +241,19 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     return model.eval(), history
 
 
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float,
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float, smoothing: float,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and cross-entropy, with mixup of shuffled batch pairs when ``mixup`` > 0."""
+    """Logits and (label-smoothed) cross-entropy, with mixup of batch pairs when ``mixup`` > 0."""
+    def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, target, label_smoothing=smoothing)
+
     if mixup <= 0:
         logits = model(x)
-        return logits, nn.functional.cross_entropy(logits, y)
+        return logits, ce(logits, y)
     lam = torch.distributions.Beta(mixup, mixup).sample().item()
     perm = torch.randperm(len(x), generator=generator).to(x.device)
     logits = model(lam * x + (1 - lam) * x[perm])
-    loss = (lam * nn.functional.cross_entropy(logits, y)
-            + (1 - lam) * nn.functional.cross_entropy(logits, y[perm]))
+    loss = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
     return logits, loss
 
 
