@@ -335,9 +335,10 @@ class GANTrainConfig:
     w_identity: float = 2.0
     w_paired: float = 10.0
     """On by default: on held-out RAVDESS actors after 6 epochs, the judging classifier heard
-    the target emotion in 39 % of conversions with it and 7 % without (real targets: 43 %)."""
+    the target emotion in 36 % of conversions with it and 7 % without (benchmarks/translation_ravdess.py)."""
     amp: bool = False
-    """Mixed precision (train.amp_dtype): worth it on a GPU; bf16 was slower on our 2-core CPU."""
+    """Mixed precision (train.amp_dtype). bf16 on an idle 2-core CPU trains 1.36x faster
+    (benchmarks/training_throughput.py); off until its effect on quality is measured."""
     seed: int = 0
     device: str | None = None
     generator: GeneratorConfig = GeneratorConfig()
