@@ -83,9 +83,9 @@ def main() -> None:
     table = table[table["actor"].isin(test_actors)]
     translator = Translator(out / "gan.pt")
     start = time.perf_counter()
-    result = evaluate_translation(translator, classifier_judge(load_classifier(classifier),
-                                                                translator.audio.sample_rate),
-                                  table, max_sources=args.max_sources)
+    judge = classifier_judge(load_classifier(classifier), translator.audio.sample_rate,
+                             reference=table)
+    result = evaluate_translation(translator, judge, table, max_sources=args.max_sources)
     eval_seconds = time.perf_counter() - start
     print(translation_table(result).to_string())
     mean, per = result["mean"], result["emotions"]

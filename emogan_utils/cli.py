@@ -111,7 +111,8 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     table = load_corpus(_data_dir(args.data))
     table = table[table["actor"].isin(_actors(args.actors))]
     translator = load_translator(args.generator)
-    judge = classifier_judge(load_classifier(args.classifier), translator.audio.sample_rate)
+    judge = classifier_judge(load_classifier(args.classifier), translator.audio.sample_rate,
+                             reference=table)
     result = evaluate_translation(translator, judge, table, source=args.source)
     _print_json(result)
     return 0

@@ -221,8 +221,9 @@ def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray]
                          progress: bool = True) -> dict[str, dict]:
     """How well ``translator`` converts ``source`` recordings of ``table`` into each target.
 
-    ``classify`` maps waveforms ``(B, samples)`` to predicted labels; it should be a classifier
-    trained apart from the GAN. Per target emotion and on average: target accuracy of the
+    ``classify`` maps waveforms ``(B, samples)`` and their actors to predicted labels
+    (:func:`emogan_utils.inference.classifier_judge`); it should be a classifier trained apart
+    from the GAN. Per target emotion and on average: target accuracy of the
     converted audio, of the unconverted source, of the real target and of its Griffin-Lim
     reconstruction (the ceiling that inversion allows); MCD (after DTW) of converted and of
     source against the real target; F0 mean and range of source, converted and real target.
@@ -247,7 +248,8 @@ def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray]
         stats = {"n": len(rows)}
         for name, batch in (("source", src), ("converted", converted), ("target", real),
                             ("target_griffin_lim", real_gl)):
-            stats[f"accuracy_{name}"] = float(np.mean(np.asarray(classify(batch)) == label))
+            predicted = np.asarray(classify(batch, rows["actor"].to_numpy()))
+            stats[f"accuracy_{name}"] = float(np.mean(predicted == label))
         stats["mcd_converted"] = float(np.mean([mcd_dtw(c, r, audio) for c, r in zip(converted, real)]))
         stats["mcd_source"] = float(np.mean([mcd_dtw(s, r, audio) for s, r in zip(src, real)]))
         pitch = {"source": [f0[p] for p in rows["source_path"]],

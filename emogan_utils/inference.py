@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint
 from emogan_utils.data import EMOTIONS, emotion_id
-from emogan_utils.features import (AudioConfig, LogMel, Normalizer, load_audio, log_mel,
+from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_features,
+                                   fit_per_speaker, load_audio, log_mel, normalize_per_speaker,
                                    prepare_waveform)
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
@@ -188,12 +190,28 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
                                        source_emotion, sample_rate)
 
 
-def classifier_judge(classifier: Classifier, sample_rate: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Waveforms ``(B, samples)`` -> each one's most likely label by :func:`predict`.
+def classifier_judge(classifier: Classifier, sample_rate: int,
+                     reference: pd.DataFrame | None = None,
+                     ) -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
+    """A ``classify(waveforms (B, samples), actors) -> labels`` for :func:`evaluate_translation`.
 
-    The ``classify`` argument of :func:`emogan_utils.evaluate.evaluate_translation`.
+    With a ``reference`` corpus table, a ``speaker``-mode classifier standardises each actor
+    with the statistics of all their recordings there (unlabelled, as in its speaker-independent
+    evaluation); otherwise every clip gets the training split's global statistics, as a single
+    clip of an unknown speaker does in :func:`predict`.
     """
-    def classify(waves: np.ndarray) -> np.ndarray:
-        return np.array([int(np.argmax(list(predict(w, classifier, sample_rate).values())))
-                         for w in waves])
+    speakers = None
+    if reference is not None and classifier.norm_mode == "speaker":
+        mel, reference = corpus_features(reference, classifier.audio, progress=False)
+        speakers = fit_per_speaker(mel, reference["actor"].to_numpy())
+
+    def classify(waves: np.ndarray, actors: Sequence[int]) -> np.ndarray:
+        mel = log_mel(np.stack([prepare_waveform(w, sample_rate, classifier.audio) for w in waves]),
+                      classifier.audio)
+        if speakers is None:
+            x = np.asarray(classifier.normalizer(mel), np.float32)
+        else:  # an actor missing from the reference falls back to the global statistics
+            lookup = {int(a): speakers.get(int(a), classifier.normalizer) for a in actors}
+            x = normalize_per_speaker(mel, actors, lookup)
+        return batched_logits(classifier.model, x, classifier.device).argmax(1).numpy()
     return classify

@@ -203,3 +203,23 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_checkpoint):
         Translator(classifier)
     with pytest.raises(CheckpointError, match="n_mels: 80 != 64"):
         Translator(tiny_checkpoint, audio=AudioConfig(n_mels=64))
+
+
+def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch, tiny_corpus,
+                                                           tiny_checkpoint, capsys):
+    monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
+    judge = tmp_path / "judge.pt"
+    assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(judge),
+                     "--quick", "--epochs", "1", "--actors", "1", "--val-actors", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate-translation", "--generator", str(tiny_checkpoint), "--classifier",
+                     str(judge), "--data", str(tiny_corpus), "--actors", "1-2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["source"] == "neutral" and result["n_sources"] == 2
+    assert sorted(result["emotions"]) == sorted(e for e in EMOTIONS if e != "neutral")
+    for stats in [*result["emotions"].values(), result["mean"]]:
+        for name in ("source", "converted", "target", "target_griffin_lim"):
+            assert 0.0 <= stats[f"accuracy_{name}"] <= 1.0
+        assert np.isfinite(stats["mcd_converted"]) and stats["mcd_source"] > 0
+    # the source is the neutral tone and the target another tone: their MCD is far from zero
+    assert result["emotions"]["surprised"]["mcd_source"] > 1.0
