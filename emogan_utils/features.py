@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import BinaryIO
 
 import librosa
 import numpy as np
@@ -81,19 +82,25 @@ class AudioConfig:
 
 # ------------------------------------------------------------------------------ loading
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a file as float32 mono (channels averaged); raise :class:`AudioError` if unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such audio file")
+def read_audio(source: str | os.PathLike | BinaryIO, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Read a file (or an open binary file such as an upload) as float32 mono, channels averaged.
+
+    Raises :class:`AudioError` naming ``name`` (default: the path) and the problem.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+        if not source.is_file():
+            raise AudioError(f"{source}: no such audio file")
+    label = name or source
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for corrupt files
-        raise AudioError(f"{path}: cannot read audio ({err})") from err
+        reason = getattr(err, "error_string", err)  # libsndfile's reason, not the buffer's repr
+        raise AudioError(f"{label}: cannot read audio ({reason})") from err
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: file holds no samples")
+        raise AudioError(f"{label}: file holds no samples")
     if not np.all(np.isfinite(data)):
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(f"{label}: audio contains NaN or infinite samples")
     return data.mean(axis=1), int(rate)
 
 

@@ -16,8 +16,7 @@ import torch
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint
 from emogan_utils.data import EMOTIONS, emotion_id
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_features,
-                                   fit_per_speaker, load_audio, log_mel, normalize_per_speaker,
-                                   prepare_waveform)
+                                   fit_per_speaker, load_audio, log_mel, prepare_waveform)
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
                                  UNetGenerator)
@@ -38,15 +37,18 @@ class Classifier:
     path: Path
     extra: dict = field(default_factory=dict)
 
-    def probabilities(self, mel_db: np.ndarray, actors: Sequence[int] | None = None) -> np.ndarray:
+    def probabilities(self, mel_db: np.ndarray, actors: Sequence[int] | None = None,
+                      speakers: dict[int, Normalizer] | None = None) -> np.ndarray:
         """Emotion probabilities ``(N, 8)`` of log-mels ``(N, n_mels, T)`` in dB.
 
         In ``speaker`` mode, giving each clip's actor standardises every actor with the
-        statistics of their own clips (all of them should be passed together); without
-        ``actors`` the training actors' global statistics stand in, which is what a single
-        clip of an unknown speaker gets.
+        statistics of their own clips (all of them should be passed together), or with
+        ``speakers`` (per-actor statistics fitted elsewhere); without ``actors`` the training
+        actors' global statistics stand in, which is what a single clip of an unknown speaker
+        gets.
         """
-        x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer)
+        x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer,
+                        speakers)
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
 
 
@@ -208,10 +210,6 @@ def classifier_judge(classifier: Classifier, sample_rate: int,
     def classify(waves: np.ndarray, actors: Sequence[int]) -> np.ndarray:
         mel = log_mel(np.stack([prepare_waveform(w, sample_rate, classifier.audio) for w in waves]),
                       classifier.audio)
-        if speakers is None:
-            x = np.asarray(classifier.normalizer(mel), np.float32)
-        else:  # an actor missing from the reference falls back to the global statistics
-            lookup = {int(a): speakers.get(int(a), classifier.normalizer) for a in actors}
-            x = normalize_per_speaker(mel, actors, lookup)
-        return batched_logits(classifier.model, x, classifier.device).argmax(1).numpy()
+        # without reference statistics, clips get the global ones (actors=None)
+        return classifier.probabilities(mel, actors if speakers else None, speakers).argmax(1)
     return classify

@@ -137,15 +137,21 @@ class TrainedClassifier:
 
 
 def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
-                normalizer: Normalizer) -> np.ndarray:
-    """Standardise log-mels: per actor from their own frames (``speaker``) or with ``normalizer``.
+                normalizer: Normalizer,
+                speakers: dict[int, Normalizer] | None = None) -> np.ndarray:
+    """Standardise log-mels: per actor (``speaker``) or with ``normalizer``.
 
-    ``speaker`` mode without ``actors`` (a clip of an unknown speaker) uses ``normalizer``: on
+    In ``speaker`` mode each actor's statistics come from ``speakers`` when given (e.g. all of
+    that actor's recordings), else from their clips in ``mel_db``; an actor missing from
+    ``speakers``, or clips without ``actors`` (an unknown speaker), get ``normalizer``. On
     held-out RAVDESS actors that costs less than per-clip standardisation, which also removes
     the level and spectral tilt that carry emotion.
     """
     if mode == "speaker" and actors is not None:
-        return normalize_per_speaker(mel_db, actors, fit_per_speaker(mel_db, actors))
+        if speakers is None:
+            speakers = fit_per_speaker(mel_db, actors)
+        lookup = {int(a): speakers.get(int(a), normalizer) for a in actors}
+        return normalize_per_speaker(mel_db, actors, lookup)
     return np.asarray(normalizer(mel_db), dtype=np.float32)
 
 

@@ -104,17 +104,10 @@ def corpus_source(row: pd.Series) -> Source:
 
 def upload_source(name: str, content: bytes, max_seconds: float) -> Source:
     """An uploaded audio file as a :class:`Source`; :class:`AudioError` if it cannot be used."""
-    try:
-        wave, rate = sf.read(io.BytesIO(content), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises several types for corrupt data
-        reason = getattr(err, "error_string", err)  # libsndfile's reason, without the buffer
-        raise AudioError(f"{name}: cannot read this upload as audio ({reason}); "
-                         f"upload a WAV or FLAC file") from err
-    wave = wave.mean(axis=1)[:int(max_seconds * rate)]
+    wave, rate = read_audio(io.BytesIO(content), name=name)
+    wave = wave[:int(max_seconds * rate)]
     if wave.size < rate // 10:
         raise AudioError(f"{name}: shorter than 0.1 s; upload a longer recording")
-    if not np.all(np.isfinite(wave)):
-        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     digest = hashlib.sha1(content).hexdigest()[:16]
     return Source(f"upload:{digest}", f"upload \u201c{name}\u201d", wave, int(rate))
 
