@@ -8,8 +8,9 @@ Trains (or resumes) the conditional GAN on the training actors, then judges conv
 test actors' neutral recordings with a classifier trained separately on the training actors
 (never seen by the GAN, never trained on the test actors). Targets: mean target-emotion
 accuracy of converted audio >= 50 % (unconverted source ~0 %), and MCD to the real target
-below the no-conversion MCD for every emotion. Prints the table and a final JSON line with the
-figures, times and machine. ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
+below the no-conversion MCD for every emotion. Judges the generator alone and the generator
+followed by the prosody change measured on the training actors (the translator's default).
+Prints the tables and a final JSON line with the figures, times and machine. ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
 Default data: RAVDESS beside the repo (../shared/ravdess/16k), else the configured corpus.
 """
 
@@ -81,32 +82,39 @@ def main() -> None:
 
     table = load_corpus(data)
     table = table[table["actor"].isin(test_actors)]
-    translator = Translator(out / "gan.pt")
-    start = time.perf_counter()
-    judge = classifier_judge(load_classifier(classifier), translator.audio.sample_rate,
+    translators = {name: Translator(out / "gan.pt", prosody=prosody)
+                   for name, prosody in (("generator_only", False), ("with_prosody", True))}
+    judge = classifier_judge(load_classifier(classifier), translators["with_prosody"].audio.sample_rate,
                              reference=table)
-    result = evaluate_translation(translator, judge, table, max_sources=args.max_sources)
-    eval_seconds = time.perf_counter() - start
-    print(translation_table(result).to_string())
-    mean, per = result["mean"], result["emotions"]
+    figures = {}
+    for name, translator in translators.items():
+        start = time.perf_counter()
+        result = evaluate_translation(translator, judge, table, max_sources=args.max_sources)
+        print(f"\n{name}:\n{translation_table(result).to_string()}")
+        figures[name] = summary(result, time.perf_counter() - start)
     print(json.dumps({
         "data": str(data), "train_actors": train_actors, "test_actors": test_actors,
-        "w_paired": config.w_paired, "epochs": config.epochs,
-        "accuracy_converted": mean["accuracy_converted"],
-        "accuracy_source": mean["accuracy_source"], "accuracy_target": mean["accuracy_target"],
-        "accuracy_target_griffin_lim": mean["accuracy_target_griffin_lim"],
-        "mcd_converted": mean["mcd_converted"], "mcd_source": mean["mcd_source"],
-        "mcd_below_source_for": sorted(e for e, s in per.items()
-                                       if s["mcd_converted"] < s["mcd_source"]),
-        "target_accuracy_met": mean["accuracy_converted"] >= 0.5,
-        "target_mcd_met": all(s["mcd_converted"] < s["mcd_source"] for s in per.values()),
+        "w_paired": config.w_paired, "epochs": config.epochs, **figures,
+        "target_accuracy_met": figures["with_prosody"]["accuracy_converted"] >= 0.5,
+        "target_mcd_met": not figures["with_prosody"]["mcd_above_source_for"],
         "final_val_l1": history.get("val_l1", [None])[-1],
         "final_val_l1_source": history.get("val_l1_source", [None])[-1],
-        "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
-        "n_sources": result["n_sources"], "device": str(pick_device()),
+        "train_seconds": round(train_seconds, 1), "n_sources": result["n_sources"],
+        "device": str(pick_device()),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"torch threads {torch.get_num_threads()}"}, sort_keys=True))
 
+
+def summary(result: dict, seconds: float) -> dict:
+    """The mean figures of one evaluation and the emotions whose MCD is not below the source's."""
+    mean, per = result["mean"], result["emotions"]
+    keys = ("accuracy_converted", "accuracy_source", "accuracy_target",
+            "accuracy_target_griffin_lim", "mcd_converted", "mcd_source",
+            "f0_mean_hz_converted", "f0_mean_hz_target")
+    return {**{k: round(mean[k], 4) for k in keys},
+            "mcd_above_source_for": sorted(e for e, s in per.items()
+                                           if s["mcd_converted"] >= s["mcd_source"]),
+            "eval_seconds": round(seconds, 1)}
 
 if __name__ == "__main__":
     main()

@@ -190,6 +190,34 @@ def emotion_clips(table: pd.DataFrame, actor: int, statement_id: int, intensity:
     return table.loc[rows]
 
 
+def translation_items(table: pd.DataFrame, source: str = "neutral",
+                      targets: Sequence[str] | None = None,
+                      max_sources: int | None = None) -> pd.DataFrame:
+    """Every (source recording, target emotion, real target recording) triple in ``table``.
+
+    The real target is the same actor, statement and repetition in the target emotion, at
+    strong intensity where that exists (RAVDESS has no strong neutral). ``max_sources`` keeps
+    that many source recordings, spread over the actors first.
+    """
+    emotion_id(source)
+    targets = [t for t in (targets or EMOTIONS) if t != source]
+    for name in targets:
+        emotion_id(name)
+    key = ["actor", "statement_id", "repetition"]
+    real = (table.sort_values("intensity").groupby(key + ["emotion"], as_index=False).last()
+            .rename(columns={"path": "target_path", "emotion": "target"}))
+    items = (table[table["emotion"] == source].rename(columns={"path": "source_path"})
+             .merge(pd.DataFrame({"target": targets}), how="cross")
+             .merge(real[key + ["target", "target_path"]], on=key + ["target"]))
+    if items.empty:
+        raise ValueError(f"No parallel {source} -> {targets} recordings in the selected actors")
+    if max_sources is not None:
+        spread = items.drop_duplicates("source_path").sort_values(
+            ["statement_id", "repetition", "actor"])
+        items = items[items["source_path"].isin(spread["source_path"].head(max_sources))]
+    return items[key + ["source_path", "target", "target_path"]].reset_index(drop=True)
+
+
 def _missing_corpus_message(root: Path, problem: str) -> str:
     return (f"{root} {problem}. Get RAVDESS with `python -m emogan_utils download --dest DIR` "
             f"(or from https://zenodo.org/record/1188976, Audio_Speech_Actors_01-24.zip) and set "

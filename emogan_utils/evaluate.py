@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.fft import dct
 from tqdm.auto import tqdm
 
-from emogan_utils.data import EMOTIONS, emotion_id
+from emogan_utils.data import EMOTIONS, emotion_id, translation_items
 from emogan_utils.features import AudioConfig, corpus_features, load_audio, log_mel
 from emogan_utils.inversion import reconstruct
 
@@ -187,34 +187,6 @@ def _loud_frames(mel_db: np.ndarray, top_db: float | None) -> np.ndarray:
 # --- translation evaluation ------------------------------------------------------------------
 
 
-def translation_items(table: pd.DataFrame, source: str = "neutral",
-                      targets: Sequence[str] | None = None,
-                      max_sources: int | None = None) -> pd.DataFrame:
-    """Every (source recording, target emotion, real target recording) triple in ``table``.
-
-    The real target is the same actor, statement and repetition in the target emotion, at
-    strong intensity where that exists (RAVDESS has no strong neutral). ``max_sources`` keeps
-    that many source recordings, spread over the actors first.
-    """
-    emotion_id(source)
-    targets = [t for t in (targets or EMOTIONS) if t != source]
-    for name in targets:
-        emotion_id(name)
-    key = ["actor", "statement_id", "repetition"]
-    real = (table.sort_values("intensity").groupby(key + ["emotion"], as_index=False).last()
-            .rename(columns={"path": "target_path", "emotion": "target"}))
-    items = (table[table["emotion"] == source].rename(columns={"path": "source_path"})
-             .merge(pd.DataFrame({"target": targets}), how="cross")
-             .merge(real[key + ["target", "target_path"]], on=key + ["target"]))
-    if items.empty:
-        raise ValueError(f"No parallel {source} -> {targets} recordings in the selected actors")
-    if max_sources is not None:
-        spread = items.drop_duplicates("source_path").sort_values(
-            ["statement_id", "repetition", "actor"])
-        items = items[items["source_path"].isin(spread["source_path"].head(max_sources))]
-    return items[key + ["source_path", "target", "target_path"]].reset_index(drop=True)
-
-
 def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray], np.ndarray],
                          table: pd.DataFrame, source: str = "neutral",
                          targets: Sequence[str] | None = None, max_sources: int | None = None,
@@ -227,7 +199,8 @@ def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray]
     converted audio, of the unconverted source, of the real target and of its Griffin-Lim
     reconstruction (the ceiling that inversion allows); MCD (after DTW) of converted and of
     source against the real target; F0 mean and range of source, converted and real target.
-    All audio is loaded as in training (trimmed, fixed length); ``max_sources`` as in
+    All audio is loaded as in training (trimmed, fixed length); converted audio keeps the
+    length the translator gives it (the judge crops or pads); ``max_sources`` as in
     :func:`translation_items`.
     """
     audio = translator.audio
@@ -243,7 +216,9 @@ def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray]
         real = np.stack([load_audio(p, audio) for p in rows["target_path"]])
         converted_mel = np.stack([translator.translate_mel(m, target, 1.0, source)
                                   for m in log_mel(src, audio)])
-        converted = translator.to_audio(converted_mel, length=src.shape[-1])
+        # the tempo change makes these longer or shorter than their sources
+        converted = [translator.speech(m, target, 1.0, source, src.shape[-1])
+                     for m in converted_mel]
         real_gl = reconstruct(real, audio, n_iter=translator.n_iter).numpy()
         stats = {"n": len(rows)}
         for name, batch in (("source", src), ("converted", converted), ("target", real),

@@ -20,6 +20,7 @@ from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_featu
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
                                  UNetGenerator)
+from emogan_utils.prosody import EmotionProsody, apply_prosody
 from emogan_utils.train import batched_logits, pick_device, standardize
 
 # --- emotion classifier ------------------------------------------------------------------
@@ -90,17 +91,23 @@ class Translator:
     """A trained conditional-GAN generator, loaded once, with each translation step exposed.
 
     ``mel`` (audio -> dB log-mel), ``translate_mel`` (dB -> dB in another emotion) and
-    ``to_audio`` (Griffin-Lim) can be called separately so a widget can cache the source mel
-    and its inversion; calling the object runs all three.
+    ``speech`` (Griffin-Lim, then the target's pitch and tempo) can be called separately so a
+    widget can cache the source mel and its inversion; calling the object runs all three.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
-                 device: str | None = None, n_iter: int = 64):
-        """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters."""
+                 device: str | None = None, n_iter: int = 64, prosody: bool = True):
+        """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters.
+
+        ``prosody=False`` leaves out the pitch and tempo change measured at training time
+        (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed.
+        """
         payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
         self.path = Path(checkpoint)
         self.audio: AudioConfig = payload["audio"]
         self.normalizer: Normalizer = payload["normalizer"]
+        saved = payload["extra"].get("prosody")
+        self.prosody = EmotionProsody.from_state(saved) if prosody and saved else None
         self.n_iter = n_iter
         self.device = pick_device(device)
         self.generator = UNetGenerator(GeneratorConfig(**payload["model_config"]["generator"]))
@@ -153,13 +160,28 @@ class Translator:
         wave = griffin_lim(mel_db, self.audio, n_iter=self.n_iter, length=length)
         return wave.cpu().numpy().astype(np.float32)
 
+    def speech(self, mel_db: np.ndarray, target: str, strength: float = 1.0,
+               source: str = "neutral", length: int | None = None) -> np.ndarray:
+        """Waveform of a converted log-mel with ``target``'s pitch and tempo.
+
+        Griffin-Lim to ``length`` samples, then the prosody change from ``source`` to
+        ``target`` (times ``strength``): pitch and tempo only, since the generator already set
+        the level. The tempo change makes the result ``length / rate`` samples long.
+        """
+        wave = self.to_audio(mel_db, length)
+        if self.prosody is None:
+            return wave
+        shift = self.prosody.shift(source, target, strength)
+        return apply_prosody(wave, dataclasses.replace(shift, gain_db=0.0), self.audio)
+
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
                  strength: float = 1.0, source: str = "neutral",
                  sample_rate: int | None = None) -> np.ndarray:
-        """Waveform in ``target`` emotion, at the model's rate, as long as the input."""
+        """Waveform in ``target`` emotion at the model's rate (as long as the input, over the
+        target's tempo ratio)."""
         wave = self.waveform(audio, sample_rate)
         converted = self.translate_mel(self.mel(wave), target, strength, source)
-        return self.to_audio(converted, length=len(wave))
+        return self.speech(converted, target, strength, source, length=len(wave))
 
 
 @functools.lru_cache(maxsize=4)
@@ -182,8 +204,9 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
     """Speech converted to ``target_emotion`` by the GAN in ``checkpoint``.
 
     Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``, as long as the
-    input. ``strength`` in [0, 1] blends the conditioning from ``source_emotion`` (0) to
-    ``target_emotion`` (1); ``sample_rate`` is the rate of an in-memory waveform (default: the
+    input over the target's tempo ratio (0.75-1.0 for RAVDESS: emotional speech is slower).
+    ``strength`` in [0, 1] blends the conditioning and the prosody change from
+    ``source_emotion`` (0) to ``target_emotion`` (1); ``sample_rate`` is the rate of an in-memory waveform (default: the
     model's).
     """
     emotion_id(target_emotion)
@@ -195,7 +218,7 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
 def classifier_judge(classifier: Classifier, sample_rate: int,
                      reference: pd.DataFrame | None = None,
                      ) -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
-    """A ``classify(waveforms (B, samples), actors) -> labels`` for :func:`evaluate_translation`.
+    """A ``classify(waveforms, actors) -> labels`` for :func:`evaluate_translation`.
 
     With a ``reference`` corpus table, a ``speaker``-mode classifier standardises each actor
     with the statistics of all their recordings there (unlabelled, as in its speaker-independent
@@ -207,7 +230,7 @@ def classifier_judge(classifier: Classifier, sample_rate: int,
         mel, reference = corpus_features(reference, classifier.audio, progress=False)
         speakers = fit_per_speaker(mel, reference["actor"].to_numpy())
 
-    def classify(waves: np.ndarray, actors: Sequence[int]) -> np.ndarray:
+    def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
         mel = log_mel(np.stack([prepare_waveform(w, sample_rate, classifier.audio) for w in waves]),
                       classifier.audio)
         # without reference statistics, clips get the global ones (actors=None)

@@ -24,6 +24,7 @@ from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit
                                    normalize_per_speaker)
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  GeneratorConfig, PatchDiscriminator, UNetGenerator)
+from emogan_utils.prosody import fit_emotion_prosody
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -627,8 +628,10 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
               stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
     """Train the GAN on a RAVDESS-layout corpus: features, range normaliser, DTW pairs, fit.
 
-    ``train_actors`` defaults to every actor not in ``val_actors``. The range normaliser is
-    fitted on the training actors only and saved in the checkpoint.
+    ``train_actors`` defaults to every actor not in ``val_actors``. The range normaliser and
+    each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
+    after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
+    training actors only and saved in the checkpoint.
     """
     table = load_corpus(data)
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
@@ -645,8 +648,10 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
         else:
             parts[name] = (rows, None)
     normalizer = Normalizer.fit_range(parts["train"][1], audio.db_floor)
+    prosody = fit_emotion_prosody(parts["train"][0], audio, progress=progress)
     train_set = parallel_set(*parts["train"], normalizer, progress)
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
-                   extra={"train_actors": train_actors, "val_actors": list(val_actors)},
+                   extra={"train_actors": train_actors, "val_actors": list(val_actors),
+                          "prosody": prosody.state_dict()},
                    progress=progress)

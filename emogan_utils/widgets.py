@@ -253,9 +253,11 @@ class SwitchEngine:
         start = time.perf_counter()
         with torch_threads(self.config.torch_threads):
             analysis = self.analyse(source)
-            mel_db = self.translator.translate_mel(analysis.mel_db, target, strength,
-                                                   analysis.emotion)
-            wave = self.translator.to_audio(mel_db, length=len(analysis.wave))
+            converted = self.translator.translate_mel(analysis.mel_db, target, strength,
+                                                      analysis.emotion)
+            wave = self.translator.speech(converted, target, strength, analysis.emotion,
+                                          length=len(analysis.wave))
+            mel_db = self.translator.mel(wave)  # what is heard: with the new pitch and tempo
             probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         result = SwitchResult(source.name, analysis.emotion, target, strength,
                               self.translator.audio, analysis.wave, analysis.reconstruction, wave,

@@ -18,6 +18,7 @@ from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inference import Translator, translate
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
                                  UNetGenerator)
+from emogan_utils.prosody import EmotionProsody, ProsodyShift, apply_prosody
 from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
                                 parallel_set, seed_everything)
 
@@ -223,3 +224,22 @@ def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch
         assert np.isfinite(stats["mcd_converted"]) and stats["mcd_source"] > 0
     # the source is the neutral tone and the target another tone: their MCD is far from zero
     assert result["emotions"]["surprised"]["mcd_source"] > 1.0
+
+
+def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_checkpoint):
+    saved = torch.load(tiny_checkpoint, weights_only=True)
+    offsets = {e: ProsodyShift() for e in EMOTIONS} | {"sad": ProsodyShift(-3.0, 0.8, 6.0)}
+    saved["extra"]["prosody"] = EmotionProsody(offsets, {"sad": 1}).state_dict()
+    path = tmp_path / "with_prosody.pt"
+    torch.save(saved, path)
+    rate = AudioConfig().sample_rate
+    wave = (0.3 * np.sin(2 * np.pi * 220.0 * np.arange(rate) / rate)).astype(np.float32)
+    plain, shaped = Translator(path, prosody=False), Translator(path)
+    assert len(plain(wave, "sad")) == len(wave)
+    assert len(shaped(wave, "sad")) == pytest.approx(len(wave) / 0.8, rel=0.02)
+    assert len(shaped(wave, "sad", strength=0.5)) == pytest.approx(len(wave) / 0.8 ** 0.5, rel=0.02)
+    # pitch and tempo after Griffin-Lim; the level is the generator's
+    mel = shaped.translate_mel(shaped.mel(wave), "sad")
+    expected = apply_prosody(shaped.to_audio(mel, len(wave)), ProsodyShift(-3.0, 0.8, 0.0))
+    np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)), expected, atol=1e-6)
+    assert Translator(tiny_checkpoint).prosody is None  # made without: the generator alone
