@@ -159,8 +159,9 @@ def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
     first = extract_features(paths, CFG, cache_dir, progress=False)
     assert first.shape == (16, 80, 188)
     assert np.allclose(first[3], log_mel(load_audio(paths[3], CFG), CFG), atol=1e-4)
-    entries = sorted((cache_dir / f"logmel-{CFG.key()}").glob("*.npy"))
-    assert len(entries) == 16
+    folder = cache_dir / f"logmel-{CFG.key()}"
+    entries = sorted(e for e in folder.glob("*.npy") if not e.name.startswith("bundle-"))
+    assert len(entries) == 16 and len(list(folder.glob("bundle-*.npy"))) == 1
     mtimes = [e.stat().st_mtime_ns for e in entries]
     again = extract_features(paths, CFG, cache_dir, progress=False)
     assert np.array_equal(first, again)
@@ -168,6 +169,25 @@ def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
     other = AudioConfig(n_mels=64)
     assert extract_features(paths, other, cache_dir, progress=False).shape == (16, 64, 188)
     assert (cache_dir / f"logmel-{other.key()}").is_dir()  # never reuses the 80-mel entries
+
+
+def test_bundles_serve_repeated_lists_follow_file_changes_and_are_pruned(tiny_corpus, tmp_path,
+                                                                          monkeypatch):
+    paths = list(load_corpus(tiny_corpus).path)
+    cache = FeatureCache(tmp_path, CFG)
+    first = extract_features(paths, CFG, tmp_path, progress=False)
+    bundle = cache.bundle([cache.identity(p) for p in paths])
+    np.save(bundle, np.full_like(first, 7.0))  # a bundle, once found, is all that is read
+    assert np.all(extract_features(paths, CFG, tmp_path, progress=False) == 7.0)
+    write(paths[5], tone(900, 1.0, 22050), 22050)  # an edited file: another bundle key
+    os.utime(paths[5], ns=(1, 1))
+    edited = extract_features(paths, CFG, tmp_path, progress=False)
+    assert np.array_equal(edited[:5], first[:5]) and not np.allclose(edited[5], first[5])
+    monkeypatch.setattr(FeatureCache, "max_bundles", 2)
+    for n in (3, 4, 5):  # three more lists of files: only the two newest bundles stay
+        extract_features(paths[:n], CFG, tmp_path, progress=False)
+    assert len(list(cache.dir.glob("bundle-*.npy"))) == 2
+    assert cache.get_bundle([cache.identity(p) for p in paths[:5]]).shape == (5, 80, 188)
 
 
 def test_cache_entry_follows_file_changes(tiny_corpus, tmp_path):
