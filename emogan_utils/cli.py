@@ -90,12 +90,12 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
 def _cmd_translate(args: argparse.Namespace) -> int:
     from emogan_utils import storage
-    from emogan_utils.inference import load_translator
+    from emogan_utils.inference import Translator
 
     source, output = Path(args.input), Path(args.output)
     if output.resolve() == source.resolve():
         raise ValueError(f"{output}: the output would overwrite the input; choose another path")
-    translator = load_translator(args.generator)
+    translator = Translator(args.generator, prosody=not args.no_prosody)
     wave = translator(source, args.to, args.strength, args.source)
     storage.write_audio(output, wave, translator.audio.sample_rate)
     _print_json({"output": str(output), "emotion": args.to, "strength": args.strength,
@@ -106,11 +106,11 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
     from emogan_utils.evaluate import evaluate_translation
-    from emogan_utils.inference import classifier_judge, load_classifier, load_translator
+    from emogan_utils.inference import Translator, classifier_judge, load_classifier
 
     table = load_corpus(_data_dir(args.data))
     table = table[table["actor"].isin(_actors(args.actors))]
-    translator = load_translator(args.generator)
+    translator = Translator(args.generator, prosody=not args.no_prosody)
     judge = classifier_judge(load_classifier(args.classifier), translator.audio.sample_rate,
                              reference=table)
     result = evaluate_translation(translator, judge, table, source=args.source)
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=1.0,
                    help="0 = source emotion, 1 = target emotion (default 1)")
     p.add_argument("--source", default="neutral", help="emotion of the input (default neutral)")
+    p.add_argument("--no-prosody", action="store_true",
+                   help="the generator alone: keep the source's pitch and tempo")
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("evaluate-translation",
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="corpus folder (default: configured corpus)")
     p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
+    p.add_argument("--no-prosody", action="store_true",
+                   help="the generator alone: keep the source's pitch and tempo")
     p.set_defaults(func=_cmd_evaluate_translation)
 
     p = sub.add_parser("train-classifier", help="train the speech emotion classifier")

@@ -243,3 +243,9 @@ def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_
     expected = apply_prosody(shaped.to_audio(mel, len(wave)), ProsodyShift(-3.0, 0.8, 0.0))
     np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)), expected, atol=1e-6)
     assert Translator(tiny_checkpoint).prosody is None  # made without: the generator alone
+    source = tmp_path / "in.wav"
+    sf.write(source, wave, rate)
+    for flags, seconds in (([], 1.0 / 0.8), (["--no-prosody"], 1.0)):
+        assert cli.main(["translate", "--generator", str(path), "--input", str(source), "--to",
+                         "sad", "--output", str(tmp_path / "out.wav"), *flags]) == 0
+        assert sf.info(tmp_path / "out.wav").duration == pytest.approx(seconds, rel=0.02)
