@@ -232,11 +232,18 @@ def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray]
                  "target": [f0_stats(w, audio.sample_rate) for w in real]}
         for name, found in pitch.items():
             for stat in ("mean_hz", "range_hz"):
-                stats[f"f0_{stat}_{name}"] = float(np.nanmean([s[stat] for s in found]))
+                stats[f"f0_{stat}_{name}"] = _mean_of_known([s[stat] for s in found])
         per_emotion[target] = stats
-    mean = {k: float(np.nanmean([s[k] for s in per_emotion.values()]))
+    mean = {k: _mean_of_known([s[k] for s in per_emotion.values()])
             for k in next(iter(per_emotion.values())) if k != "n"}
     return {"source": source, "n_sources": len(sources), "emotions": per_emotion, "mean": mean}
+
+
+def _mean_of_known(values: Sequence[float]) -> float:
+    """Mean ignoring NaN (unvoiced clips have no F0); NaN, without a warning, if all are."""
+    known = np.asarray(values, dtype=np.float64)
+    known = known[~np.isnan(known)]
+    return float(known.mean()) if known.size else float("nan")
 
 
 def translation_table(result: dict[str, dict]) -> pd.DataFrame:
