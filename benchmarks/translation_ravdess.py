@@ -10,7 +10,8 @@ test actors' neutral recordings with a classifier trained separately on the trai
 accuracy of converted audio >= 50 % (unconverted source ~0 %), and MCD to the real target
 below the no-conversion MCD for every emotion. Judges the generator alone and the generator
 followed by the prosody change measured on the training actors (the translator's default).
-Prints the tables and a final JSON line with the figures, times and machine. ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
+Prints the tables and a final JSON line with the figures, times and machine.
+``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
 Default data: RAVDESS beside the repo (../shared/ravdess/16k), else the configured corpus.
 """
 
@@ -84,8 +85,8 @@ def main() -> None:
     table = table[table["actor"].isin(test_actors)]
     translators = {name: Translator(out / "gan.pt", prosody=prosody)
                    for name, prosody in (("generator_only", False), ("with_prosody", True))}
-    judge = classifier_judge(load_classifier(classifier), translators["with_prosody"].audio.sample_rate,
-                             reference=table)
+    rate = translators["with_prosody"].audio.sample_rate
+    judge = classifier_judge(load_classifier(classifier), rate, reference=table)
     figures = {}
     for name, translator in translators.items():
         start = time.perf_counter()
@@ -115,6 +116,7 @@ def summary(result: dict, seconds: float) -> dict:
             "mcd_above_source_for": sorted(e for e, s in per.items()
                                            if s["mcd_converted"] >= s["mcd_source"]),
             "eval_seconds": round(seconds, 1)}
+
 
 if __name__ == "__main__":
     main()

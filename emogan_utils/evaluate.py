@@ -187,7 +187,8 @@ def _loud_frames(mel_db: np.ndarray, top_db: float | None) -> np.ndarray:
 # --- translation evaluation ------------------------------------------------------------------
 
 
-def evaluate_translation(translator: Translator, classify: Callable[[np.ndarray], np.ndarray],
+def evaluate_translation(translator: Translator,
+                         classify: Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray],
                          table: pd.DataFrame, source: str = "neutral",
                          targets: Sequence[str] | None = None, max_sources: int | None = None,
                          progress: bool = True) -> dict[str, dict]:

@@ -204,10 +204,10 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
     """Speech converted to ``target_emotion`` by the GAN in ``checkpoint``.
 
     Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``, as long as the
-    input over the target's tempo ratio (0.75-1.0 for RAVDESS: emotional speech is slower).
+    input over the target's tempo ratio (0.73-1.0 for RAVDESS: emotional speech is slower).
     ``strength`` in [0, 1] blends the conditioning and the prosody change from
-    ``source_emotion`` (0) to ``target_emotion`` (1); ``sample_rate`` is the rate of an in-memory waveform (default: the
-    model's).
+    ``source_emotion`` (0) to ``target_emotion`` (1); ``sample_rate`` is the rate of an
+    in-memory waveform (default: the model's).
     """
     emotion_id(target_emotion)
     emotion_id(source_emotion)
@@ -217,7 +217,7 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
 
 def classifier_judge(classifier: Classifier, sample_rate: int,
                      reference: pd.DataFrame | None = None,
-                     ) -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
+                     ) -> Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray]:
     """A ``classify(waveforms, actors) -> labels`` for :func:`evaluate_translation`.
 
     With a ``reference`` corpus table, a ``speaker``-mode classifier standardises each actor

@@ -14,22 +14,24 @@ from emogan_utils.data import ravdess_name
 SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess"
 
 
+def _shared(folder: str, what: str) -> Path:
+    """``../shared/ravdess/<folder>``, or skip the test when this machine lacks it."""
+    root = SHARED_RAVDESS / folder
+    if not root.is_dir():
+        pytest.skip(f"{what} not found at {root}")
+    return root
+
+
 @pytest.fixture(scope="session")
 def ravdess_16k() -> Path:
     """The 16 kHz FLAC copies of RAVDESS actors 1-20."""
-    root = SHARED_RAVDESS / "16k"
-    if not root.is_dir():
-        pytest.skip(f"real RAVDESS not found at {root}")
-    return root
+    return _shared("16k", "real RAVDESS")
 
 
 @pytest.fixture(scope="session")
 def ravdess_original() -> Path:
     """Actor 01 as distributed: 48 kHz WAV, some stereo."""
-    root = SHARED_RAVDESS / "original"
-    if not root.is_dir():
-        pytest.skip(f"real RAVDESS originals not found at {root}")
-    return root
+    return _shared("original", "real RAVDESS originals")
 
 
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3,
