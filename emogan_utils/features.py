@@ -157,24 +157,47 @@ def prepare_waveform(wave: np.ndarray | torch.Tensor, sample_rate: int,
 
 # ------------------------------------------------------------------------------ log-mel
 
+def stft(wave: torch.Tensor, config: AudioConfig = AudioConfig(),
+         window: torch.Tensor | None = None) -> torch.Tensor:
+    """Complex STFT ``(..., n_fft // 2 + 1, frames)``: Hann window, centred with zero padding.
+
+    The one framing that features, inversion and their metrics share.
+    """
+    if window is None:
+        window = torch.hann_window(config.n_fft, device=wave.device)
+    shape = wave.shape
+    spec = torch.stft(wave.reshape(-1, shape[-1]), config.n_fft, config.hop_length,
+                      window=window, center=True, pad_mode="constant", return_complex=True)
+    return spec.reshape(shape[:-1] + spec.shape[-2:])
+
+
 class LogMel(torch.nn.Module):
     """Waveform ``(..., samples)`` to log-mel power in dB ``(..., n_mels, frames)``.
 
     Slaney mel scale and filter norm, centred STFT with zero padding: the same as
     ``librosa.feature.melspectrogram`` with its defaults, then ``10 log10`` with a floor.
+    torchaudio's filterbank applied to :func:`stft` directly: ``re^2 + im^2`` and one matmul
+    in the STFT's own layout run 3x faster on CPU than ``MelSpectrogram``, whose complex
+    ``abs().pow(2)`` and transposed matmul took 70 % of its time (1,440 3-s clips: 0.66 s
+    against 1.96 s, one process on the 2-core development CPU).
     """
 
     def __init__(self, config: AudioConfig = AudioConfig()):
         super().__init__()
         self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-            f_min=config.f_min, f_max=config.f_max, n_mels=config.n_mels, power=2.0,
-            norm="slaney", mel_scale="slaney", center=True, pad_mode="constant")
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        filterbank = torchaudio.functional.melscale_fbanks(
+            n_freqs=config.n_fft // 2 + 1, f_min=config.f_min, f_max=config.f_max,
+            n_mels=config.n_mels, sample_rate=config.sample_rate, norm="slaney",
+            mel_scale="slaney")
+        self.register_buffer("filterbank", filterbank.T.contiguous(), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        power = self.mel(wave)
-        return 10.0 * torch.log10(power.clamp_min(10.0 ** (self.config.db_floor / 10.0)))
+        spec = stft(wave, self.config, self.window)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(self.filterbank, power)
+        floor = 10.0 ** (self.config.db_floor / 10.0)
+        return 10.0 * torch.log10(mel.clamp_min(floor))
 
 
 def db_to_power(mel_db: torch.Tensor) -> torch.Tensor:
@@ -292,18 +315,23 @@ def normalize_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
 
 # ------------------------------------------------------------------------------ cache and batch
 
+BATCH_SIZE = 32
+"""Clips per log-mel batch: 1,440 3-s clips took 1.8 s cold at 32, 2.2 s at 64 (2-core CPU)."""
+
+
 class FeatureCache:
-    """Log-mels on disk under a folder named by the config's key: one ``.npy`` per file, and
-    one bundle per list of files extracted together.
+    """Log-mels on disk in shards, under a folder named by the audio parameters' key.
 
-    A file's entry is keyed by its absolute path, size and modification time, so an edited file
-    is recomputed and features made with other parameters are never reused. A bundle holds a
-    whole ``(N, n_mels, frames)`` array keyed by the entries of all its files: a re-run over
-    the same files is one read instead of N (0.01 s against 0.15 s for 1,440 files). The
-    ``max_bundles`` most recently used bundles are kept; per-file entries serve other subsets.
+    Each extraction writes the features it had to compute as one shard: ``shard-<id>.npy``
+    ``(N, n_mels, frames)``, then ``shard-<id>.json``, the N files' identities (absolute path,
+    size and modification time). The index is written last, so an index always has its data,
+    and a shard found damaged is dropped and its files recomputed.
+    An edited file has a new identity and is recomputed; features made with other parameters
+    live in another folder, so they are never reused. Reading memory-maps the shards and copies
+    the rows asked for: a re-run over the same files is one sequential read, any subset is
+    served, and nothing is stored twice. Rows of files edited since stay behind: delete the
+    folder to reclaim their space.
     """
-
-    max_bundles = 8
 
     def __init__(self, root: str | os.PathLike, config: AudioConfig):
         self.config = config
@@ -316,50 +344,64 @@ class FeatureCache:
         stat = os.stat(path)
         return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
-    def entry(self, path: str | os.PathLike, identity: str | None = None) -> Path:
-        ident = identity or self.identity(path)
-        return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()[:20]}.npy"
-
-    def get(self, path: str | os.PathLike, identity: str | None = None) -> np.ndarray | None:
-        return _load_npy(self.entry(path, identity))
-
-    def put(self, path: str | os.PathLike, mel_db: np.ndarray, identity: str | None = None) -> None:
-        self._write_config()
-        storage.write_npy(self.entry(path, identity), mel_db.astype(np.float32))
-
-    def bundle(self, identities: Sequence[str]) -> Path:
+    def shard(self, identities: Sequence[str]) -> Path:
+        """Where the features of these files, extracted together, are stored."""
         digest = hashlib.sha1("\n".join(identities).encode()).hexdigest()[:20]
-        return self.dir / f"bundle-{digest}.npy"
+        return self.dir / f"shard-{digest}.npy"
 
-    def get_bundle(self, identities: Sequence[str]) -> np.ndarray | None:
-        path = self.bundle(identities)
-        found = _load_npy(path)
-        if found is not None:
-            os.utime(path)  # most recently used: pruned last
+    def index(self) -> dict[str, tuple[Path, int]]:
+        """``identity -> (shard, row)`` over every readable index; newer shards win."""
+        found: dict[str, tuple[Path, int]] = {}
+        indexes = sorted(self.dir.glob("shard-*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for path in indexes:
+            try:
+                identities = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # unreadable: its files are recomputed
+            found.update((ident, (path.with_suffix(".npy"), row))
+                         for row, ident in enumerate(identities))
         return found
 
-    def put_bundle(self, identities: Sequence[str], mel_db: np.ndarray) -> None:
-        self._write_config()
-        storage.write_npy(self.bundle(identities), mel_db.astype(np.float32))
-        bundles = sorted(self.dir.glob("bundle-*.npy"), key=lambda p: p.stat().st_mtime_ns)
-        for old in bundles[:-self.max_bundles]:
-            old.unlink(missing_ok=True)
+    def read(self, identities: Sequence[str], out: np.ndarray) -> np.ndarray:
+        """Fill the rows of ``out`` whose files are cached; return the mask of those rows."""
+        index = self.index() if self.dir.is_dir() else {}
+        by_shard: dict[Path, list[tuple[int, int]]] = {}
+        for i, ident in enumerate(identities):
+            if ident in index:
+                shard, row = index[ident]
+                by_shard.setdefault(shard, []).append((i, row))
+        hits = np.zeros(len(identities), dtype=bool)
+        for shard, pairs in by_shard.items():
+            dst, src = (np.array(column) for column in zip(*pairs))
+            try:
+                stored = np.load(shard, mmap_mode="r")
+                if stored.shape[1:] != out.shape[1:] or src.max() >= len(stored):
+                    raise ValueError(f"shape {stored.shape}")
+            except (OSError, ValueError):  # damaged: dropped, and its files recomputed
+                shard.with_suffix(".json").unlink(missing_ok=True)
+                shard.unlink(missing_ok=True)
+                continue
+            if len(dst) == len(out) == len(stored) and np.array_equal(src, np.arange(len(out))) \
+                    and np.array_equal(dst, src):
+                out[:] = stored  # the same list again: one sequential read
+            else:
+                out[dst] = stored[src]
+            hits[dst] = True
+        return hits
 
-    def _write_config(self) -> None:
+    def write(self, identities: Sequence[str], mel_db: np.ndarray) -> None:
+        """Store the features ``(N, n_mels, frames)`` of the files ``identities`` as one shard."""
+        if not identities:
+            return
         if not (self.dir / "config.json").exists():
             storage.write_json(self.dir / "config.json", self.config.to_dict())
-
-
-def _load_npy(path: Path) -> np.ndarray | None:
-    """The array in ``path``; None when it is absent or unreadable (then recomputed)."""
-    try:
-        return np.load(path)
-    except (ValueError, OSError):
-        return None
+        shard = self.shard(identities)
+        storage.write_npy(shard, np.asarray(mel_db, dtype=np.float32))
+        storage.write_json(shard.with_suffix(".json"), list(identities))
 
 
 def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = AudioConfig(),
-                     cache_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                     cache_dir: str | os.PathLike | None = None, batch_size: int = BATCH_SIZE,
                      workers: int | None = None, progress: bool = True) -> np.ndarray:
     """Log-mels ``(N, n_mels, frames)`` of many files: cached, loaded in threads, batched mels.
 
@@ -382,7 +424,7 @@ def corpus_features(table: pd.DataFrame, config: AudioConfig = AudioConfig(),
     so one bad file does not stop a whole corpus.
     """
     paths = list(table["path"])
-    out, failures = _extract(paths, config, cache_dir, 64, None, progress)
+    out, failures = _extract(paths, config, cache_dir, BATCH_SIZE, None, progress)
     if not failures:
         return out, table.reset_index(drop=True)
     warnings.warn(_failure_report(failures) + " (left out)", stacklevel=2)
@@ -405,33 +447,32 @@ def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
     if config.duration is None:
         raise ValueError("extracting a batch needs AudioConfig.duration set so clips stack")
     cache = FeatureCache(cache_dir, config) if cache_dir is not None else None
-    shape = (len(paths), config.n_mels, config.n_frames)
+    out = np.empty((len(paths), config.n_mels, config.n_frames), dtype=np.float32)
     failures: dict[int, str] = {}
     identities: list[str] = []
-    if cache:
-        for i, path in enumerate(paths):
-            try:
-                identities.append(cache.identity(path))
-            except OSError as err:  # a missing file
-                failures[i] = f"{path}: {err.strerror or err}"
-                identities.append("")
-        bundled = None if failures else cache.get_bundle(identities)
-        if bundled is not None and bundled.shape == shape:
-            return bundled, failures
-    out = np.empty(shape, dtype=np.float32)
-    todo = []
-    for i in range(len(paths)):
-        if i in failures:
-            continue
-        hit = cache.get(paths[i], identities[i]) if cache else None
-        if hit is not None and hit.shape == shape[1:]:
-            out[i] = hit
-        else:
-            todo.append(i)
-    if not todo:
-        if cache and not failures:
-            cache.put_bundle(identities, out)
-        return out, failures
+    for i, path in enumerate(paths if cache else ()):
+        try:
+            identities.append(cache.identity(path))
+        except OSError as err:  # a missing file
+            failures[i] = f"{path}: {err.strerror or err}"
+            identities.append("")
+    cached = cache.read(identities, out) if cache else np.zeros(len(paths), dtype=bool)
+    todo = [i for i in range(len(paths)) if not cached[i] and i not in failures]
+    if todo:
+        _compute(paths, todo, out, failures, config, batch_size, workers, progress)
+        if cache:
+            done = [i for i in todo if i not in failures]
+            cache.write([identities[i] for i in done], out[done])
+    return out, dict(sorted(failures.items()))
+
+
+def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarray,
+             failures: dict[int, str], config: AudioConfig, batch_size: int,
+             workers: int | None, progress: bool) -> None:
+    """Log-mels of ``paths[todo]`` into ``out``, unusable files into ``failures``.
+
+    Threads read the next batch of files while the current one is transformed.
+    """
     transform = LogMel(config)
 
     def load(i: int) -> np.ndarray | None:
@@ -441,21 +482,18 @@ def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
             failures[i] = str(err)
             return None
 
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc="log-mel", unit="file", disable=not progress)
     with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as pool:
-        for start in range(0, len(todo), batch_size):
-            loaded = [(i, w) for i, w in zip(todo[start:start + batch_size],
-                                             pool.map(load, todo[start:start + batch_size]))
-                      if w is not None]
+        pending = [pool.submit(load, i) for i in batches[0]]
+        for k, batch in enumerate(batches):
+            waves = [f.result() for f in pending]
+            if k + 1 < len(batches):
+                pending = [pool.submit(load, i) for i in batches[k + 1]]
+            loaded = [(i, w) for i, w in zip(batch, waves) if w is not None]
             if loaded:
                 with torch.no_grad():
-                    mels = transform(torch.from_numpy(np.stack([w for _, w in loaded]))).numpy()
-                for (i, _), mel in zip(loaded, mels):
-                    out[i] = mel
-                    if cache:
-                        cache.put(paths[i], mel, identities[i])
-            bar.update(min(batch_size, len(todo) - start))
+                    mels = transform(torch.from_numpy(np.stack([w for _, w in loaded])))
+                out[[i for i, _ in loaded]] = mels.numpy()
+            bar.update(len(batch))
     bar.close()
-    if cache and not failures:
-        cache.put_bundle(identities, out)
-    return out, dict(sorted(failures.items()))

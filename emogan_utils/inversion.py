@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from emogan_utils.features import AudioConfig, LogMel, db_to_power
+from emogan_utils.features import AudioConfig, LogMel, db_to_power, stft
 
 
 class MelInverter(torch.nn.Module):
@@ -96,12 +96,7 @@ def reconstruct(wave: np.ndarray | torch.Tensor, config: AudioConfig = AudioConf
 def stft_magnitude(wave: np.ndarray | torch.Tensor,
                    config: AudioConfig = AudioConfig()) -> torch.Tensor:
     """``|STFT|`` ``(..., n_fft // 2 + 1, frames)`` with the same framing as :class:`LogMel`."""
-    wave = torch.as_tensor(wave, dtype=torch.float32)
-    window = torch.hann_window(config.n_fft, device=wave.device)
-    shape = wave.shape
-    spec = torch.stft(wave.reshape(-1, shape[-1]), config.n_fft, config.hop_length,
-                      window=window, center=True, pad_mode="constant", return_complex=True)
-    return spec.abs().reshape(shape[:-1] + spec.shape[-2:])
+    return stft(torch.as_tensor(wave, dtype=torch.float32), config).abs()
 
 
 def spectral_convergence(reference_mag: np.ndarray | torch.Tensor,

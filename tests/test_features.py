@@ -1,3 +1,4 @@
+import json
 import os
 
 import librosa
@@ -160,45 +161,52 @@ def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
     assert first.shape == (16, 80, 188)
     assert np.allclose(first[3], log_mel(load_audio(paths[3], CFG), CFG), atol=1e-4)
     folder = cache_dir / f"logmel-{CFG.key()}"
-    entries = sorted(e for e in folder.glob("*.npy") if not e.name.startswith("bundle-"))
-    assert len(entries) == 16 and len(list(folder.glob("bundle-*.npy"))) == 1
-    mtimes = [e.stat().st_mtime_ns for e in entries]
+    shards = sorted(folder.glob("shard-*"))
+    assert [s.suffix for s in shards] == [".json", ".npy"]
+    mtimes = [s.stat().st_mtime_ns for s in shards]
     again = extract_features(paths, CFG, cache_dir, progress=False)
     assert np.array_equal(first, again)
-    assert [e.stat().st_mtime_ns for e in entries] == mtimes  # served from the cache
+    assert sorted(folder.glob("shard-*")) == shards  # served from the cache, nothing written
+    assert [s.stat().st_mtime_ns for s in shards] == mtimes
     other = AudioConfig(n_mels=64)
     assert extract_features(paths, other, cache_dir, progress=False).shape == (16, 64, 188)
     assert (cache_dir / f"logmel-{other.key()}").is_dir()  # never reuses the 80-mel entries
 
 
-def test_bundles_serve_repeated_lists_follow_file_changes_and_are_pruned(tiny_corpus, tmp_path,
-                                                                          monkeypatch):
+def test_cache_serves_subsets_recomputes_edited_and_damaged(tiny_corpus, tmp_path):
     paths = list(load_corpus(tiny_corpus).path)
     cache = FeatureCache(tmp_path, CFG)
     first = extract_features(paths, CFG, tmp_path, progress=False)
-    bundle = cache.bundle([cache.identity(p) for p in paths])
-    np.save(bundle, np.full_like(first, 7.0))  # a bundle, once found, is all that is read
+    shard = cache.shard([cache.identity(p) for p in paths])
+    np.save(shard, np.full_like(first, 7.0))  # once indexed, the shard is all that is read
+    subset = [paths[9], paths[2]]
     assert np.all(extract_features(paths, CFG, tmp_path, progress=False) == 7.0)
-    write(paths[5], tone(900, 1.0, 22050), 22050)  # an edited file: another bundle key
+    assert np.all(extract_features(subset, CFG, tmp_path, progress=False) == 7.0)
+    assert len(list(cache.dir.glob("shard-*.npy"))) == 1
+    write(paths[5], tone(900, 1.0, 22050), 22050)  # an edited file: a new identity
     os.utime(paths[5], ns=(1, 1))
     edited = extract_features(paths, CFG, tmp_path, progress=False)
-    assert np.array_equal(edited[:5], first[:5]) and not np.allclose(edited[5], first[5])
-    monkeypatch.setattr(FeatureCache, "max_bundles", 2)
-    for n in (3, 4, 5):  # three more lists of files: only the two newest bundles stay
-        extract_features(paths[:n], CFG, tmp_path, progress=False)
-    assert len(list(cache.dir.glob("bundle-*.npy"))) == 2
-    assert cache.get_bundle([cache.identity(p) for p in paths[:5]]).shape == (5, 80, 188)
+    assert np.all(np.delete(edited, 5, axis=0) == 7.0)
+    assert np.allclose(edited[5], log_mel(load_audio(paths[5], CFG), CFG), atol=1e-4)
+    assert [len(np.load(s)) for s in sorted(cache.dir.glob("shard-*.npy"),
+                                             key=lambda s: s.stat().st_mtime_ns)] == [16, 1]
+    shard.write_bytes(shard.read_bytes()[:1000])  # a truncated shard: its files are recomputed
+    again = extract_features(paths, CFG, tmp_path, progress=False)
+    assert np.allclose(again[:5], first[:5], atol=1e-5) and np.array_equal(again[5], edited[5])
+    assert not shard.exists() and not shard.with_suffix(".json").exists()  # dropped
 
 
-def test_cache_entry_follows_file_changes(tiny_corpus, tmp_path):
+def test_cache_read_write_follow_file_identity(tiny_corpus, tmp_path):
     path = next((tiny_corpus / "Actor_01").iterdir())
     cache = FeatureCache(tmp_path, CFG)
-    before = cache.entry(path)
-    cache.put(path, np.zeros((80, 188), np.float32))
-    assert cache.get(path) is not None
+    out = np.zeros((1, 80, 188), np.float32)
+    assert not cache.read([cache.identity(path)], out).any()
+    cache.write([cache.identity(path)], np.ones((1, 80, 188), np.float32))
+    assert cache.read([cache.identity(path)], out).all() and np.all(out == 1.0)
+    assert json.loads((cache.dir / "config.json").read_text()) == CFG.to_dict()
     write(path, tone(900, 1.0, 22050), 22050)
     os.utime(path, ns=(1, 1))
-    assert cache.entry(path) != before and cache.get(path) is None
+    assert not cache.read([cache.identity(path)], np.zeros_like(out)).any()
 
 
 def test_extract_features_names_bad_file(tiny_corpus, tmp_path):
