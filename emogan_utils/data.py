@@ -171,23 +171,25 @@ def _sort_key(col: pd.Series) -> pd.Series:
     return col.map(lambda p: Path(p).name) if col.name == "path" else col
 
 
+def recording(table: pd.DataFrame, actor: int, statement_id: int, emotion: str,
+              intensity: int = 2, repetition: int = 1) -> pd.Series:
+    """The row of one recording. Neutral has no strong intensity in RAVDESS: it falls back."""
+    chosen = table[(table["actor"] == actor) & (table["statement_id"] == statement_id)
+                   & (table["emotion"] == emotion) & (table["repetition"] == repetition)]
+    exact = chosen[chosen["intensity"] == intensity]
+    rows = exact if len(exact) or emotion != EMOTIONS[0] else chosen
+    if not len(rows):
+        raise CorpusError(f"The corpus has no recording of actor {actor}, statement "
+                          f"{statement_id}, {emotion} ({INTENSITIES[intensity]}), "
+                          f"repetition {repetition}")
+    return rows.iloc[0]
+
+
 def emotion_clips(table: pd.DataFrame, actor: int, statement_id: int, intensity: int = 2,
                   repetition: int = 1) -> pd.DataFrame:
-    """The 8 rows (one per emotion, in id order) of one actor saying one statement.
-
-    Neutral has no strong intensity in RAVDESS, so it always uses intensity 1.
-    """
-    rows = []
-    for emotion_id, emotion in enumerate(EMOTIONS, start=1):
-        level = 1 if emotion_id == 1 else intensity
-        match = table[(table.actor == actor) & (table.statement_id == statement_id)
-                      & (table.emotion_id == emotion_id) & (table.intensity == level)
-                      & (table.repetition == repetition)]
-        if match.empty:
-            raise ValueError(f"No {emotion} clip for actor {actor}, statement {statement_id}, "
-                             f"intensity {level}, repetition {repetition} in the corpus table")
-        rows.append(match.index[0])
-    return table.loc[rows]
+    """The 8 rows (one per emotion, in id order) of one actor saying one statement."""
+    return table.loc[[recording(table, actor, statement_id, emotion, intensity, repetition).name
+                      for emotion in EMOTIONS]]
 
 
 def translation_items(table: pd.DataFrame, source: str = "neutral",

@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 from emogan_utils import plots
 from emogan_utils.checkpoint import CheckpointError
 from emogan_utils.config import EmoganError, Paths
-from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, CorpusError, load_corpus
+from emogan_utils.data import (EMOTIONS, INTENSITIES, STATEMENTS, CorpusError, load_corpus,
+                               recording)
 from emogan_utils.features import AudioConfig, AudioError, read_audio
 from emogan_utils.inference import Classifier, Translator, load_classifier, predict
 from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
@@ -78,20 +79,6 @@ class Source:
     wave: np.ndarray = field(compare=False, repr=False)
     sample_rate: int
     emotion: str | None = None
-
-
-def corpus_row(table: pd.DataFrame, actor: int, statement_id: int, emotion: str,
-               intensity: int, repetition: int) -> pd.Series:
-    """The corpus recording of one choice; neutral, which has no strong version, falls back."""
-    chosen = table[(table["actor"] == actor) & (table["statement_id"] == statement_id)
-                   & (table["emotion"] == emotion) & (table["repetition"] == repetition)]
-    exact = chosen[chosen["intensity"] == intensity]
-    rows = exact if len(exact) or emotion != "neutral" else chosen
-    if not len(rows):
-        raise CorpusError(f"The corpus has no recording of actor {actor}, statement "
-                          f"{statement_id}, {emotion} ({INTENSITIES[intensity]}), "
-                          f"repetition {repetition}")
-    return rows.iloc[0]
 
 
 def corpus_source(row: pd.Series) -> Source:
@@ -469,7 +456,7 @@ class EmotionSwitch:
 
     def corpus_choice(self) -> Source:
         """The corpus recording the dropdowns select."""
-        row = corpus_row(self.table, self.actor.value, self.statement.value, self.emotion.value,
+        row = recording(self.table, self.actor.value, self.statement.value, self.emotion.value,
                          self.intensity.value, self.repetition.value)
         return corpus_source(row)
 

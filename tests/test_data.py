@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from emogan_utils.data import (
     EMOTIONS, CorpusError, Split, actor_folds, emotion_id, fold_split, load_corpus, parse_name,
-    ravdess_name, split_actors,
+    ravdess_name, recording, split_actors,
 )
 
 
@@ -56,6 +56,14 @@ def test_emotion_id_names_and_aliases():
     assert emotion_id("Anger") == 5 and emotion_id("surprise") == 8
     with pytest.raises(ValueError, match="neutral, calm"):
         emotion_id("bored")
+
+
+def test_recording_falls_back_for_strong_neutral_and_names_missing_recordings(tiny_corpus):
+    table = load_corpus(tiny_corpus)  # normal intensity only
+    row = recording(table, 2, 1, "neutral", 2, 1)
+    assert (row["emotion"], row["intensity"], row["actor"]) == ("neutral", 1, 2)
+    with pytest.raises(CorpusError, match="actor 2, statement 1, angry \\(strong\\), repetition 1"):
+        recording(table, 2, 1, "angry", 2, 1)
 
 
 def test_load_corpus_reports_skipped(tiny_corpus):

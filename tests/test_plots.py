@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tone
 from emogan_utils import plots
-from emogan_utils.data import EMOTIONS, emotion_clips, load_corpus
+from emogan_utils.data import EMOTIONS, CorpusError, emotion_clips, load_corpus
 from emogan_utils.features import AudioConfig, Normalizer, extract_features, log_mel
 
 CFG = AudioConfig(duration=1.5)
@@ -95,7 +95,7 @@ def test_waveform_and_mel_share_one_time_axis(clip):
 def test_emotion_clips_picks_one_row_per_emotion(table):
     clips = emotion_clips(table, actor=2, statement_id=1, intensity=1)
     assert list(clips.emotion) == list(EMOTIONS) and set(clips.actor) == {2}
-    with pytest.raises(ValueError, match="calm clip for actor 2, statement 1, intensity 2"):
+    with pytest.raises(CorpusError, match="actor 2, statement 1, calm \\(strong\\)"):
         emotion_clips(table, actor=2, statement_id=1, intensity=2)
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emogan_utils.data import EMOTIONS, CorpusError, load_corpus, ravdess_name
+from emogan_utils.data import EMOTIONS, load_corpus, ravdess_name
 from emogan_utils.features import AudioConfig, AudioError
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.plots import plot_mel_comparison, plot_probability_comparison
 from emogan_utils.train import ClassifierTrainConfig, GANTrainConfig
-from emogan_utils.widgets import (EmotionSwitch, SwitchConfig, corpus_row, emotion_switch,
-                                  train_quick_models, upload_source)
+from emogan_utils.widgets import (EmotionSwitch, SwitchConfig, emotion_switch, train_quick_models,
+                                  upload_source)
 
 RATE = 16000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -169,14 +169,6 @@ def test_a_corrupt_checkpoint_is_reported_in_the_widget(tmp_path, corpus, checkp
     box = emotion_switch(corpus, tmp_path, TINY)
     status = box.children[0].value
     assert "gan.pt" in status and "not a readable emogan checkpoint" in status
-
-
-def test_corpus_row_falls_back_for_strong_neutral_and_names_missing_recordings(corpus):
-    table = load_corpus(corpus)
-    row = corpus_row(table, 2, 1, "neutral", 2, 1)
-    assert (row["emotion"], row["intensity"], row["actor"]) == ("neutral", 1, 2)
-    with pytest.raises(CorpusError, match="actor 2, statement 1, angry \\(strong\\)"):
-        corpus_row(table, 2, 1, "angry", 2, 1)
 
 
 def test_a_missing_corpus_recording_is_a_message(switch):
