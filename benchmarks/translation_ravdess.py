@@ -1,14 +1,15 @@
 """Benchmark: neutral -> each other emotion on RAVDESS actors the GAN never trained on.
 
     python benchmarks/translation_ravdess.py [--data DIR] [--quick] [--epochs N]
-        [--paired-weight W] [--train-actors 1-16] [--test-actors 17-20] [--max-sources N]
-        [--out DIR] [--resume] [--classifier CKPT] [--seed S]
+        [--paired-weight W] [--cls-weight W] [--train-actors 1-16] [--test-actors 17-20]
+        [--max-sources N] [--out DIR] [--resume] [--classifier CKPT ...] [--judges 3] [--seed S]
 
 Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
-test actors' neutral recordings with a classifier trained separately on the training actors
-(never seen by the GAN, never trained on the test actors). Targets: mean target-emotion
-accuracy of converted audio >= 50 % (unconverted source ~0 %), and MCD to the real target
-below the no-conversion MCD for every emotion. Judges the generator alone and the generator
+test actors' neutral recordings with classifiers trained separately on the training actors
+(never seen by the GAN, never trained on the test actors): three seeds whose probabilities are
+averaged, because one classifier's verdicts swing with its training run. Targets: mean
+target-emotion accuracy of converted audio >= 50 % (unconverted source ~0 %), and MCD to the
+real target below the no-conversion MCD for every emotion. Judges the generator alone and the generator
 followed by the prosody change measured on the training actors (the translator's default).
 Prints the tables and a final JSON line with the figures, times and machine.
 ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
@@ -40,7 +41,7 @@ SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "1
 
 def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Path,
                      seed: int) -> Path:
-    """The judging classifier: trained on the GAN's training actors (two of them validate)."""
+    """One judging classifier: trained on the GAN's training actors (two of them validate)."""
     if not path.exists():
         config = ClassifierTrainConfig(seed=seed, progress=False)
         trained = train_classifier(data, val_actors=train_actors[-2:],
@@ -55,12 +56,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick GAN settings")
     parser.add_argument("--epochs", type=int, help="override the number of GAN epochs")
     parser.add_argument("--paired-weight", type=float, help="override w_paired (0 = unpaired)")
+    parser.add_argument("--cls-weight", type=float, help="override w_cls (emotion classification)")
     parser.add_argument("--train-actors", default="1-16")
     parser.add_argument("--test-actors", default="17-20")
     parser.add_argument("--max-sources", type=int, help="neutral recordings to convert (all)")
     parser.add_argument("--out", help="folder for gan.pt and judge.pt (default: work/benchmarks)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted GAN run")
-    parser.add_argument("--classifier", help="an existing judging classifier checkpoint")
+    parser.add_argument("--classifier", nargs="+", help="existing judging classifier checkpoints")
+    parser.add_argument("--judges", type=int, default=3,
+                        help="classifiers to train as the judge, seeds S, S+1, ... (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -70,7 +74,7 @@ def main() -> None:
     out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
     train_actors, test_actors = _actors(args.train_actors), _actors(args.test_actors)
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
-    changes = {"epochs": args.epochs, "w_paired": args.paired_weight}
+    changes = {"epochs": args.epochs, "w_paired": args.paired_weight, "w_cls": args.cls_weight}
     config = dataclasses.replace(config, seed=args.seed,
                                  **{k: v for k, v in changes.items() if v is not None})
 
@@ -78,15 +82,16 @@ def main() -> None:
     history = train_gan(data, out / "gan.pt", config, train_actors, val_actors=test_actors,
                         cache_dir=paths.cache, resume=args.resume)
     train_seconds = time.perf_counter() - start
-    classifier = Path(args.classifier) if args.classifier else judge_classifier(
-        out / "judge.pt", data, train_actors, paths.cache, args.seed)
+    classifiers = args.classifier or [
+        judge_classifier(out / f"judge-seed{seed}.pt", data, train_actors, paths.cache, seed)
+        for seed in range(args.seed, args.seed + args.judges)]
 
     table = load_corpus(data)
     table = table[table["actor"].isin(test_actors)]
     translators = {name: Translator(out / "gan.pt", prosody=prosody)
                    for name, prosody in (("generator_only", False), ("with_prosody", True))}
     rate = translators["with_prosody"].audio.sample_rate
-    judge = classifier_judge(load_classifier(classifier), rate, reference=table)
+    judge = classifier_judge([load_classifier(c) for c in classifiers], rate, reference=table)
     figures = {}
     for name, translator in translators.items():
         start = time.perf_counter()
@@ -95,7 +100,7 @@ def main() -> None:
         figures[name] = summary(result, time.perf_counter() - start)
     print(json.dumps({
         "data": str(data), "train_actors": train_actors, "test_actors": test_actors,
-        "w_paired": config.w_paired, "epochs": config.epochs, **figures,
+        "w_paired": config.w_paired, "w_cls": config.w_cls, "epochs": config.epochs, **figures,
         "target_accuracy_met": figures["with_prosody"]["accuracy_converted"] >= 0.5,
         "target_mcd_met": not figures["with_prosody"]["mcd_above_source_for"],
         "final_val_l1": history.get("val_l1", [None])[-1],

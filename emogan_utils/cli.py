@@ -111,8 +111,8 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     table = load_corpus(_data_dir(args.data))
     table = table[table["actor"].isin(_actors(args.actors))]
     translator = Translator(args.generator, prosody=not args.no_prosody)
-    judge = classifier_judge(load_classifier(args.classifier), translator.audio.sample_rate,
-                             reference=table)
+    judge = classifier_judge([load_classifier(c) for c in args.classifier],
+                             translator.audio.sample_rate, reference=table)
     result = evaluate_translation(translator, judge, table, source=args.source)
     _print_json(result)
     return 0
@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-translation",
                        help="judge GAN conversions with a separately trained classifier")
     p.add_argument("--generator", required=True, help="GAN checkpoint from train-gan")
-    p.add_argument("--classifier", required=True, help="classifier checkpoint (the judge)")
+    p.add_argument("--classifier", required=True, nargs="+",
+                   help="classifier checkpoint(s), trained apart from the GAN: the judge "
+                        "(several average their probabilities)")
     p.add_argument("--data", help="corpus folder (default: configured corpus)")
     p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")

@@ -218,8 +218,8 @@ def evaluate_translation(translator: Translator,
         converted_mel = np.stack([translator.translate_mel(m, target, 1.0, source)
                                   for m in log_mel(src, audio)])
         # the tempo change makes these longer or shorter than their sources
-        converted = [translator.speech(m, target, 1.0, source, src.shape[-1])
-                     for m in converted_mel]
+        converted = [translator.speech(m, target, 1.0, source, src.shape[-1], s)
+                     for m, s in zip(converted_mel, src)]
         real_gl = reconstruct(real, audio, n_iter=translator.n_iter).numpy()
         stats = {"n": len(rows)}
         for name, batch in (("source", src), ("converted", converted), ("target", real),

@@ -20,7 +20,8 @@ from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_featu
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
                                  UNetGenerator)
-from emogan_utils.prosody import EmotionProsody, apply_prosody
+from emogan_utils.prosody import (EmotionProsody, apply_prosody, clip_prosody,
+                                  remaining_semitones)
 from emogan_utils.train import batched_logits, pick_device, standardize
 
 # --- emotion classifier ------------------------------------------------------------------
@@ -161,18 +162,26 @@ class Translator:
         return wave.cpu().numpy().astype(np.float32)
 
     def speech(self, mel_db: np.ndarray, target: str, strength: float = 1.0,
-               source: str = "neutral", length: int | None = None) -> np.ndarray:
+               source: str = "neutral", length: int | None = None,
+               source_wave: np.ndarray | None = None) -> np.ndarray:
         """Waveform of a converted log-mel with ``target``'s pitch and tempo.
 
         Griffin-Lim to ``length`` samples, then the prosody change from ``source`` to
         ``target`` (times ``strength``): pitch and tempo only, since the generator already set
-        the level. The tempo change makes the result ``length / rate`` samples long.
+        the level. Given the ``source_wave`` the mel came from, the pitch shift is only what
+        the generator left undone (:func:`~emogan_utils.prosody.remaining_semitones`), so a
+        generator that raises the pitch itself is not shifted twice. The tempo change makes
+        the result ``length / rate`` samples long.
         """
         wave = self.to_audio(mel_db, length)
         if self.prosody is None:
             return wave
-        shift = self.prosody.shift(source, target, strength)
-        return apply_prosody(wave, dataclasses.replace(shift, gain_db=0.0), self.audio)
+        shift = dataclasses.replace(self.prosody.shift(source, target, strength), gain_db=0.0)
+        if source_wave is not None and shift.semitones:
+            pitch = [clip_prosody(w, self.audio)["semitones"] for w in (source_wave, wave)]
+            shift = dataclasses.replace(shift, semitones=remaining_semitones(shift.semitones,
+                                                                             *pitch))
+        return apply_prosody(wave, shift, self.audio)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
                  strength: float = 1.0, source: str = "neutral",
@@ -181,7 +190,7 @@ class Translator:
         target's tempo ratio)."""
         wave = self.waveform(audio, sample_rate)
         converted = self.translate_mel(self.mel(wave), target, strength, source)
-        return self.speech(converted, target, strength, source, length=len(wave))
+        return self.speech(converted, target, strength, source, len(wave), wave)
 
 
 @functools.lru_cache(maxsize=4)
@@ -215,24 +224,34 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
                                        source_emotion, sample_rate)
 
 
-def classifier_judge(classifier: Classifier, sample_rate: int,
+def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate: int,
                      reference: pd.DataFrame | None = None,
                      ) -> Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray]:
     """A ``classify(waveforms, actors) -> labels`` for :func:`evaluate_translation`.
 
-    With a ``reference`` corpus table, a ``speaker``-mode classifier standardises each actor
-    with the statistics of all their recordings there (unlabelled, as in its speaker-independent
-    evaluation); otherwise every clip gets the training split's global statistics, as a single
-    clip of an unknown speaker does in :func:`predict`.
+    Several classifiers judge together: their probabilities are averaged, which steadies a
+    verdict that one training run alone would sway. With a ``reference`` corpus table, a
+    ``speaker``-mode classifier standardises each actor with the statistics of all their
+    recordings there (unlabelled, as in its speaker-independent evaluation); otherwise every
+    clip gets the training split's global statistics, as a single clip of an unknown speaker
+    does in :func:`predict`.
     """
-    speakers = None
-    if reference is not None and classifier.norm_mode == "speaker":
-        mel, reference = corpus_features(reference, classifier.audio, progress=False)
-        speakers = fit_per_speaker(mel, reference["actor"].to_numpy())
+    judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
+    speakers: list[dict[int, Normalizer] | None] = []
+    for classifier in judges:
+        if reference is not None and classifier.norm_mode == "speaker":
+            mel, rows = corpus_features(reference, classifier.audio, progress=False)
+            speakers.append(fit_per_speaker(mel, rows["actor"].to_numpy()))
+        else:
+            speakers.append(None)
 
     def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
-        mel = log_mel(np.stack([prepare_waveform(w, sample_rate, classifier.audio) for w in waves]),
-                      classifier.audio)
-        # without reference statistics, clips get the global ones (actors=None)
-        return classifier.probabilities(mel, actors if speakers else None, speakers).argmax(1)
+        total = np.zeros((len(waves), len(EMOTIONS)))
+        for classifier, known in zip(judges, speakers):
+            audio = classifier.audio
+            mel = log_mel(np.stack([prepare_waveform(w, sample_rate, audio) for w in waves]),
+                          audio)
+            # without reference statistics, clips get the global ones (actors=None)
+            total += classifier.probabilities(mel, actors if known else None, known)
+        return total.argmax(1)
     return classify

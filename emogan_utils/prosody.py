@@ -121,6 +121,15 @@ def fit_emotion_prosody(table: pd.DataFrame, config: AudioConfig = AudioConfig()
     return EmotionProsody(offsets, n_pairs, reference)
 
 
+def remaining_semitones(semitones: float, source_pitch: float, converted_pitch: float) -> float:
+    """What is left of a pitch change of ``semitones`` once the generator has moved the pitch
+    from ``source_pitch`` to ``converted_pitch`` (medians, in semitones), kept between 0 and
+    ``semitones``: never past the fitted change, never against it, so a pitch misread on a
+    breathy conversion can only mean less shift, not a wrong one."""
+    left = semitones - (converted_pitch - source_pitch)
+    return float(np.clip(left, min(0.0, semitones), max(0.0, semitones)))
+
+
 def spectral_envelope(spectrum: np.ndarray, n_coeffs: int) -> np.ndarray:
     """Smooth magnitude envelope of an STFT ``(bins, frames)`` by keeping ``n_coeffs`` cepstral terms."""
     cepstrum = np.fft.irfft(np.log(np.abs(spectrum) + 1e-7), axis=0)

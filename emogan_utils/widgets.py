@@ -243,7 +243,7 @@ class SwitchEngine:
             converted = self.translator.translate_mel(analysis.mel_db, target, strength,
                                                       analysis.emotion)
             wave = self.translator.speech(converted, target, strength, analysis.emotion,
-                                          length=len(analysis.wave))
+                                          len(analysis.wave), analysis.wave)
             mel_db = self.translator.mel(wave)  # what is heard: with the new pitch and tempo
             probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         result = SwitchResult(source.name, analysis.emotion, target, strength,

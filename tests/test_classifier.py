@@ -16,7 +16,7 @@ from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (accuracy, classification_report, confusion_matrix,
                                    per_class_recall, unweighted_average_recall)
 from emogan_utils.features import AudioConfig, AudioError, Normalizer
-from emogan_utils.inference import Classifier, load_classifier, predict
+from emogan_utils.inference import Classifier, classifier_judge, load_classifier, predict
 from emogan_utils.models import ClassifierConfig, EmotionClassifier
 from emogan_utils.train import (ClassifierTrainConfig, TrainedClassifier, fit_classifier,
                                 save_classifier)
@@ -182,6 +182,23 @@ def test_bad_checkpoints_give_clear_errors(checkpoint, tmp_path):
         load_classifier(garbage)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_classifier(tmp_path / "nothing.pt")
+
+
+def test_judges_vote_with_their_mean_probabilities():
+    class Fixed:  # a classifier stand-in that gives every clip the same probabilities
+        audio, norm_mode = AudioConfig(), "global"
+
+        def __init__(self, probs):
+            self.probs = np.array(probs + [0.0] * (len(EMOTIONS) - len(probs)))
+
+        def probabilities(self, mel, actors=None, speakers=None):
+            assert mel.shape[1:] == (80, 188)
+            return np.tile(self.probs, (len(mel), 1))
+
+    sure, split = Fixed([0.6, 0.4]), Fixed([0.0, 0.5, 0.5])
+    waves = [tone(220.0, 1.0, 16000), tone(330.0, 2.5, 16000)]
+    assert list(classifier_judge([sure], 16000)(waves, [1, 2])) == [0, 0]
+    assert list(classifier_judge([sure, split], 16000)(waves, [1, 2])) == [1, 1]  # 0.3/0.45/0.25
 
 
 # --- training on a corpus, end to end ------------------------------------------------------

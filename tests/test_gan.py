@@ -18,7 +18,8 @@ from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inference import Translator, translate
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
                                  UNetGenerator)
-from emogan_utils.prosody import EmotionProsody, ProsodyShift, apply_prosody
+from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
+                                  remaining_semitones)
 from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
                                 parallel_set, seed_everything)
 
@@ -242,6 +243,11 @@ def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_
     mel = shaped.translate_mel(shaped.mel(wave), "sad")
     expected = apply_prosody(shaped.to_audio(mel, len(wave)), ProsodyShift(-3.0, 0.8, 0.0))
     np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)), expected, atol=1e-6)
+    # given the source, only the pitch change that the generator left undone
+    gl = shaped.to_audio(mel, len(wave))
+    left = remaining_semitones(-3.0, *(clip_prosody(w)["semitones"] for w in (wave, gl)))
+    np.testing.assert_allclose(shaped.speech(mel, "sad", 1.0, "neutral", len(wave), wave),
+                               apply_prosody(gl, ProsodyShift(left, 0.8, 0.0)), atol=1e-6)
     assert Translator(tiny_checkpoint).prosody is None  # made without: the generator alone
     source = tmp_path / "in.wav"
     sf.write(source, wave, rate)

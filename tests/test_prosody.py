@@ -10,7 +10,8 @@ from scipy.signal import lfilter
 from emogan_utils.data import EMOTIONS, load_corpus
 from emogan_utils.features import AudioConfig
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
-                                  fit_emotion_prosody, pitch_shift, spectral_envelope)
+                                  fit_emotion_prosody, pitch_shift, remaining_semitones,
+                                  spectral_envelope)
 
 AUDIO = AudioConfig()
 RATE = AUDIO.sample_rate
@@ -48,6 +49,19 @@ def test_pitch_shift_moves_the_pitch_and_keeps_the_formants():
     assert abs(envelope_peak_hz(kept) - peak) < 0.1 * peak
     assert envelope_peak_hz(moved) > 1.3 * peak  # 7 semitones is a factor 1.5
     assert pitch_shift(wave, 0.0, AUDIO) is wave
+
+
+@pytest.mark.parametrize("shift, source, converted, left", [
+    (7.0, 100.0, 100.0, 7.0),   # the generator kept the pitch: all of the shift is left
+    (7.0, 100.0, 104.0, 3.0),   # it went 4 of the 7 semitones
+    (7.0, 100.0, 110.0, 0.0),   # it overshot: no shift, never one back down
+    (7.0, 100.0, 95.0, 7.0),    # it went the wrong way: never more than the fitted shift
+    (-3.0, 100.0, 99.0, -2.0),
+    (-3.0, 100.0, 103.0, -3.0),
+])
+def test_remaining_semitones_stays_between_none_and_the_fitted_shift(shift, source, converted,
+                                                                      left):
+    assert remaining_semitones(shift, source, converted) == pytest.approx(left)
 
 
 def test_apply_prosody_changes_length_and_level_and_never_clips():
