@@ -122,7 +122,8 @@ def test_training_steps_update_both_networks_and_lower_generator_loss(tiny_data)
     for net, old in zip((parts.generator, parts.discriminator), before):
         assert any(not torch.equal(v, old[k]) for k, v in net.state_dict().items())
     losses += [gan_step(parts, batch, TINY, None)["loss_g"] for _ in range(29)]
-    assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5])
+    # by a fixed margin: the class term (w_cls x ~2.08 at chance) moves little in 30 steps
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.25
 
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
