@@ -364,7 +364,7 @@ class FeatureCache:
 
     def read(self, identities: Sequence[str], out: np.ndarray) -> np.ndarray:
         """Fill the rows of ``out`` whose files are cached; return the mask of those rows."""
-        index = self.index() if self.dir.is_dir() else {}
+        index = self.index()
         by_shard: dict[Path, list[tuple[int, int]]] = {}
         for i, ident in enumerate(identities):
             if ident in index:

@@ -237,21 +237,21 @@ def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate
     does in :func:`predict`.
     """
     judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
-    speakers: list[dict[int, Normalizer] | None] = []
-    for classifier in judges:
-        if reference is not None and classifier.norm_mode == "speaker":
-            mel, rows = corpus_features(reference, classifier.audio, progress=False)
-            speakers.append(fit_per_speaker(mel, rows["actor"].to_numpy()))
-        else:
-            speakers.append(None)
+    speakers: dict[AudioConfig, dict[int, Normalizer]] = {}  # per audio config, not per judge
+    if reference is not None:
+        for audio in {c.audio for c in judges if c.norm_mode == "speaker"}:
+            mel, rows = corpus_features(reference, audio, progress=False)
+            speakers[audio] = fit_per_speaker(mel, rows["actor"].to_numpy())
 
     def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
+        mels = {audio: log_mel(np.stack([prepare_waveform(w, sample_rate, audio) for w in waves]),
+                               audio)
+                for audio in {c.audio for c in judges}}
         total = np.zeros((len(waves), len(EMOTIONS)))
-        for classifier, known in zip(judges, speakers):
-            audio = classifier.audio
-            mel = log_mel(np.stack([prepare_waveform(w, sample_rate, audio) for w in waves]),
-                          audio)
+        for classifier in judges:
+            known = speakers.get(classifier.audio) if classifier.norm_mode == "speaker" else None
             # without reference statistics, clips get the global ones (actors=None)
-            total += classifier.probabilities(mel, actors if known else None, known)
+            total += classifier.probabilities(mels[classifier.audio], actors if known else None,
+                                              known)
         return total.argmax(1)
     return classify

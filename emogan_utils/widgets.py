@@ -457,7 +457,7 @@ class EmotionSwitch:
     def corpus_choice(self) -> Source:
         """The corpus recording the dropdowns select."""
         row = recording(self.table, self.actor.value, self.statement.value, self.emotion.value,
-                         self.intensity.value, self.repetition.value)
+                        self.intensity.value, self.repetition.value)
         return corpus_source(row)
 
     @contextlib.contextmanager
