@@ -126,11 +126,15 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     config = ClassifierTrainConfig.quick(**changes) if args.quick else ClassifierTrainConfig(
         **changes)
     start = time.perf_counter()
+    out = Path(args.out)
+    run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
     trained = train_classifier(_data_dir(args.data),
                                val_actors=_actors(args.val_actors) if args.val_actors else None,
                                train_actors=_actors(args.actors) if args.actors else None,
-                               config=config, cache_dir=Paths.from_env().cache)
-    save_classifier(args.out, trained)
+                               config=config, cache_dir=Paths.from_env().cache,
+                               checkpoint=run_state, resume=args.resume)
+    save_classifier(out, trained)
+    run_state.unlink(missing_ok=True)
     history = trained.history
     best = history["epoch"].index(history["best_epoch"])
     _print_json({"checkpoint": str(args.out), "norm_mode": config.norm_mode,
@@ -228,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="standardise per actor (default) or with training-split statistics")
     p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (its state is kept in OUT.run)")
     p.set_defaults(func=_cmd_train_classifier)
 
     p = sub.add_parser("evaluate-classifier",

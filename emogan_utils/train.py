@@ -184,11 +184,17 @@ def batched_logits(model: nn.Module, mel: np.ndarray | torch.Tensor, device: tor
 
 def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                   checkpoint: str | os.PathLike | None = None, resume: bool = False,
+                   stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
                    ) -> tuple[EmotionClassifier, dict]:
     """Train on normalised log-mels; return the best model on validation and the history.
 
     The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
     ``val_acc``, ``lr``, ``seconds``) and ``best_epoch``, the epoch whose weights are returned.
+    With ``checkpoint`` the whole run state (weights, best weights so far, optimiser, schedule,
+    random states, history) is written there after every epoch; ``resume=True`` continues from
+    it and ends with the weights an uninterrupted run would. ``stop_after`` ends this call after
+    that many epochs (the best model so far is returned).
     """
     generator = seed_everything(config.seed)
     device = pick_device(config.device)
@@ -202,13 +208,31 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     scaler = grad_scaler(device, dtype)
     x_train_t, y_train_t = torch.as_tensor(x_train), torch.as_tensor(y_train)
     y_val_t = torch.as_tensor(y_val)
-    history: dict[str, list[float]] = {k: [] for k in (
-        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")}
-    best_key, best_state, best_epoch, stale = (-1.0, 0.0), None, 0, 0
-    bar = tqdm(range(1, config.epochs + 1), desc="epochs", unit="epoch",
+    run = {"history": {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
+                                       "val_acc", "lr", "seconds")},
+           "best_key": [-1.0, 0.0], "best_epoch": 0, "stale": 0, "best_state": None,
+           "stopped": False}
+    trained = {"model": model, "optimizer": optimizer, "scaler": scaler}
+    if scheduler is not None:
+        trained["scheduler"] = scheduler
+    wanted = _resumable_config(config)
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        saved = load_checkpoint(checkpoint, kind="classifier-run", audio=audio)
+        _check_resumable(Path(checkpoint), saved, wanted, "classifier")
+        for name, part in trained.items():
+            part.load_state_dict(saved["state"][name])
+        run = saved["extra"]["run"]
+        generator.set_state(saved["extra"]["rng"]["data"])
+        torch.set_rng_state(saved["extra"]["rng"]["torch"])
+    history = run["history"]
+    start = len(history["epoch"])
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    if run["stopped"]:  # early stopping had already ended the run
+        end = start
+    bar = tqdm(range(start + 1, end + 1), desc="epochs", unit="epoch",
                disable=not config.progress)
     for epoch in bar:
-        start = time.perf_counter()
+        begun = time.perf_counter()
         model.train()
         order = torch.randperm(len(x_train_t), generator=generator)
         total_loss, correct = 0.0, 0
@@ -231,21 +255,31 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
         lr = optimizer.param_groups[0]["lr"]
         for key, value in zip(history, (epoch, total_loss / len(order), correct / len(order),
-                                        val_loss, val_acc, lr, time.perf_counter() - start)):
+                                        val_loss, val_acc, lr, time.perf_counter() - begun)):
             history[key].append(value)
         bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", lr=f"{lr:.1e}")
         if scheduler is not None:
             scheduler.step(val_loss)
-        if (val_acc, -val_loss) > best_key:
-            best_key, best_epoch, stale = (val_acc, -val_loss), epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if [val_acc, -val_loss] > run["best_key"]:
+            run.update(best_key=[val_acc, -val_loss], best_epoch=epoch, stale=0,
+                       best_state={k: v.detach().cpu().clone()
+                                   for k, v in model.state_dict().items()})
         else:
-            stale += 1
-            if config.early_stopping is not None and stale >= config.early_stopping:
-                break
-    model.load_state_dict(best_state)
-    history["best_epoch"] = best_epoch
-    return model.eval(), history
+            run["stale"] += 1
+            run["stopped"] = (config.early_stopping is not None
+                              and run["stale"] >= config.early_stopping)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, kind="classifier-run",
+                            model_config=config.model.to_dict(),
+                            state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
+                            extra={"run": run, "train_config": wanted,
+                                   "rng": {"data": generator.get_state(),
+                                           "torch": torch.get_rng_state()}})
+        if run["stopped"]:
+            break
+    if run["best_state"] is not None:
+        model.load_state_dict(run["best_state"])
+    return model.eval(), {**history, "best_epoch": run["best_epoch"]}
 
 
 def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float, smoothing: float,
@@ -268,11 +302,14 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                      train_actors: Sequence[int] | None = None,
                      config: ClassifierTrainConfig = ClassifierTrainConfig(),
                      audio: AudioConfig = AudioConfig(),
-                     cache_dir: str | os.PathLike | None = None) -> TrainedClassifier:
+                     cache_dir: str | os.PathLike | None = None,
+                     checkpoint: str | os.PathLike | None = None,
+                     resume: bool = False) -> TrainedClassifier:
     """Train on a corpus folder, speaker-independently: validation actors are never trained on.
 
     Without ``val_actors`` two gender-balanced actors are held out; without ``train_actors``
-    every other actor trains.
+    every other actor trains. ``checkpoint`` and ``resume`` are :func:`fit_classifier`'s: the
+    run state after every epoch, and continuing from it.
     """
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
@@ -293,7 +330,8 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer)
          for part, rows in (("train", train), ("val", val))}
-    model, history = fit_classifier(x["train"], labels[train], x["val"], labels[val], config)
+    model, history = fit_classifier(x["train"], labels[train], x["val"], labels[val], config,
+                                    checkpoint, resume, audio=audio)
     return TrainedClassifier(model, normalizer, config, history, split.train, split.val)
 
 
@@ -552,14 +590,18 @@ def validate_gan(generator: UNetGenerator, data: ParallelSet, batch_size: int = 
     return {"val_l1": converted / len(index), "val_l1_source": source / len(index)}
 
 
-def _check_resumable(path: Path, saved: dict, config: GANTrainConfig) -> None:
-    """Raise if the checkpoint at ``path`` was made with another training configuration."""
-    wanted = config.to_dict()
+def _resumable_config(config: ClassifierTrainConfig | GANTrainConfig) -> dict:
+    """The settings a resumed run must share with the interrupted one (not the progress bar)."""
+    return {k: v for k, v in config.to_dict().items() if k != "progress"}
+
+
+def _check_resumable(path: Path, saved: dict, wanted: dict, what: str) -> None:
+    """Raise if the run checkpoint at ``path`` was made with other training settings."""
     found = saved["extra"].get("train_config", {})
     differ = [f"{k}: {found.get(k)!r} != {v!r}" for k, v in wanted.items()
               if _plain(found.get(k)) != _plain(v)]
     if differ:
-        raise CheckpointError(f"{path}: cannot resume, made with another GAN training "
+        raise CheckpointError(f"{path}: cannot resume, made with another {what} training "
                               f"configuration ({'; '.join(differ)})")
 
 
@@ -593,7 +635,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
     start = 0
     if resume and checkpoint.exists():
         saved = load_checkpoint(checkpoint, kind="gan", audio=audio)
-        _check_resumable(checkpoint, saved, config)
+        _check_resumable(checkpoint, saved, _resumable_config(config), "GAN")
         parts.load(saved["state"])
         history, start = saved["extra"]["history"], saved["extra"]["epoch"]
         data_rng.set_state(saved["extra"]["rng"]["data"])

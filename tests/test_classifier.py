@@ -101,6 +101,29 @@ def test_seeded_training_is_reproducible_and_learns():
     assert history_a["val_acc"][history_a["best_epoch"] - 1] == max(history_a["val_acc"])
 
 
+def test_resume_ends_with_the_same_weights_and_history_as_an_uninterrupted_run(tmp_path):
+    x, y = _band_features(3)
+    x_val, y_val = _band_features(1, seed=1)
+    config = dataclasses.replace(TINY_TRAINING, epochs=4, mixup=0.2)
+    straight, history = fit_classifier(x, y, x_val, y_val, config)
+    run = tmp_path / "classifier.pt.run"
+    _, partial = fit_classifier(x, y, x_val, y_val, config, run, stop_after=2)
+    assert partial["epoch"] == [1, 2]
+    resumed, resumed_history = fit_classifier(x, y, x_val, y_val, config, run, resume=True)
+    timeless = [{k: v for k, v in h.items() if k != "seconds"} for h in (history, resumed_history)]
+    assert timeless[0] == timeless[1] and timeless[0]["epoch"] == [1, 2, 3, 4]
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
+                                                 resumed.state_dict().values()))
+
+
+def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
+    x, y = _band_features(1)
+    run = tmp_path / "classifier.pt.run"
+    fit_classifier(x, y, x, y, TINY_TRAINING, run, stop_after=1)
+    with pytest.raises(CheckpointError, match=r"classifier\.pt\.run: cannot resume.*lr: 0\.002 != 0\.01"):
+        fit_classifier(x, y, x, y, dataclasses.replace(TINY_TRAINING, lr=0.01), run, resume=True)
+
+
 def test_train_config_rejects_unknown_normalisation():
     with pytest.raises(ValueError, match="norm_mode"):
         ClassifierTrainConfig(norm_mode="utterance")
@@ -220,6 +243,7 @@ def test_cli_trains_and_scores_unseen_actors_above_chance(synthetic_corpus, tmp_
                      "--actors", "1,2", "--val-actors", "3", "--quick", "--epochs", "8"]) == 0
     trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert trained["train_actors"] == [1, 2] and trained["val_actors"] == [3]
+    assert not (tmp_path / "classifier.pt.run").exists()  # the run state goes once it is done
     assert cli.main(["evaluate-classifier", "--checkpoint", str(out),
                      "--data", str(synthetic_corpus)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
