@@ -1,7 +1,8 @@
 """Benchmark: neutral -> each other emotion on RAVDESS actors the GAN never trained on.
 
     python benchmarks/translation_ravdess.py [--data DIR] [--quick] [--epochs N]
-        [--paired-weight W] [--cls-weight W] [--train-actors 1-16] [--test-actors 17-20]
+        [--paired-weight W] [--cls-weight W] [--paired-cepstra K] [--train-actors 1-16]
+        [--test-actors 17-20]
         [--max-sources N] [--out DIR] [--resume] [--classifier CKPT ...] [--judges 3] [--seed S]
 
 Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
@@ -57,6 +58,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the number of GAN epochs")
     parser.add_argument("--paired-weight", type=float, help="override w_paired (0 = unpaired)")
     parser.add_argument("--cls-weight", type=float, help="override w_cls (emotion classification)")
+    parser.add_argument("--paired-cepstra", type=int,
+                        help="override paired_cepstra (0 = the paired L1 on every mel bin)")
     parser.add_argument("--train-actors", default="1-16")
     parser.add_argument("--test-actors", default="17-20")
     parser.add_argument("--max-sources", type=int, help="neutral recordings to convert (all)")
@@ -77,6 +80,8 @@ def main() -> None:
     changes = {"epochs": args.epochs, "w_paired": args.paired_weight, "w_cls": args.cls_weight}
     config = dataclasses.replace(config, seed=args.seed,
                                  **{k: v for k, v in changes.items() if v is not None})
+    if args.paired_cepstra is not None:
+        config = dataclasses.replace(config, paired_cepstra=args.paired_cepstra or None)
 
     start = time.perf_counter()
     history = train_gan(data, out / "gan.pt", config, train_actors, val_actors=test_actors,
@@ -100,7 +105,8 @@ def main() -> None:
         figures[name] = summary(result, time.perf_counter() - start)
     print(json.dumps({
         "data": str(data), "train_actors": train_actors, "test_actors": test_actors,
-        "w_paired": config.w_paired, "w_cls": config.w_cls, "epochs": config.epochs, **figures,
+        "w_paired": config.w_paired, "w_cls": config.w_cls,
+        "paired_cepstra": config.paired_cepstra, "epochs": config.epochs, **figures,
         "target_accuracy_met": figures["with_prosody"]["accuracy_converted"] >= 0.5,
         "target_mcd_met": not figures["with_prosody"]["mcd_above_source_for"],
         "final_val_l1": history.get("val_l1", [None])[-1],

@@ -385,6 +385,14 @@ class GANTrainConfig:
     w_paired: float = 10.0
     """On by default: on held-out RAVDESS actors after 6 epochs, the judging classifier heard
     the target emotion in 36 % of conversions with it and 7 % without (benchmarks/translation_ravdess.py)."""
+    paired_cepstra: int | None = 20
+    """Compare fake and aligned real target on their first K mel-cepstral coefficients (the
+    spectral envelope) instead of on every mel bin (None). The aligned target speaks at another
+    pitch, so bin by bin the loss asked the generator to paint the target's harmonics onto the
+    source's. On held-out actors 17-20 (30 epochs, GAN on 1-16, three judges), 20 coefficients
+    took judged accuracy from 63 to 78 % and MCD from 3.94 to 3.47 dB (source 3.57); on
+    validation actors 15-16 (GAN on 1-14) 64 -> 63 % and 2.93 -> 2.66 dB
+    (benchmarks/translation_ravdess.py --paired-cepstra)."""
     amp: bool = False
     """Mixed precision (train.amp_dtype). bf16 on an idle 2-core CPU trains 1.36x faster
     (benchmarks/training_throughput.py); off until its effect on quality is measured."""
@@ -525,6 +533,14 @@ def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     return ((scores.float() - (1.0 if real else 0.0)) ** 2).mean()
 
 
+def paired_l1(fake: torch.Tensor, aligned: torch.Tensor, n_cepstra: int | None) -> torch.Tensor:
+    """Mean L1 between ``(B, n_mels, T)`` mels, or between their first ``n_cepstra`` cepstra."""
+    if n_cepstra is None:
+        return (fake - aligned).abs().mean()
+    dct = torchaudio.functional.create_dct(n_cepstra, fake.shape[1], "ortho").to(fake.device)
+    return (torch.einsum("bft,fk->bkt", fake - aligned, dct)).abs().mean()
+
+
 def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainConfig,
              dtype: torch.dtype | None) -> dict[str, float]:
     """One discriminator update, then one generator update; returns the loss terms."""
@@ -555,7 +571,7 @@ def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainCon
                  "g_cls": cross_entropy(fake_cls.float(), target),
                  "cycle": (G(fake, code_s).float() - x).abs().mean(),
                  "identity": (G(x, code_s).float() - x).abs().mean(),
-                 "paired": (fake.float() - aligned).abs().mean()}
+                 "paired": paired_l1(fake.float(), aligned, config.paired_cepstra)}
         weights = {"g_adv": config.w_adv, "g_cls": config.w_cls, "cycle": config.w_cycle,
                    "identity": config.w_identity, "paired": config.w_paired}
         loss_g = sum(weights[k] * v for k, v in terms.items() if weights[k])

@@ -21,7 +21,7 @@ from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDisc
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
                                   remaining_semitones)
 from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
-                                parallel_set, seed_everything)
+                                paired_l1, parallel_set, seed_everything)
 
 TINY = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16, lr_g=2e-3,
                       lr_d=1e-3, generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
@@ -124,6 +124,16 @@ def test_training_steps_update_both_networks_and_lower_generator_loss(tiny_data)
     losses += [gan_step(parts, batch, TINY, None)["loss_g"] for _ in range(29)]
     # by a fixed margin: the class term (w_cls x ~2.08 at chance) moves little in 30 steps
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.25
+
+
+def test_cepstral_paired_loss_sees_the_envelope_not_the_harmonics():
+    bins = torch.arange(80, dtype=torch.float32)
+    target = torch.randn(2, 80, 30)
+    ripple = 0.5 * torch.cos(np.pi * 31 * (bins + 0.5) / 80)[None, :, None]  # cepstrum 31
+    tilt = torch.linspace(-0.5, 0.5, 80)[None, :, None]
+    assert paired_l1(target + ripple, target, None).item() == pytest.approx(1 / np.pi, rel=0.05)
+    assert paired_l1(target + ripple, target, 20).item() < 1e-5
+    assert paired_l1(target + tilt, target, 20).item() > 0.1
 
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
