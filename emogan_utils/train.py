@@ -46,6 +46,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def random_state(data_rng: torch.Generator) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """Everything a resumed run needs to draw the same random numbers: data order, torch's
+    global generator (augmentation, dropout) and, where there is one, the GPUs'."""
+    state = {"data": data_rng.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(data_rng: torch.Generator, state: dict) -> None:
+    """Undo :func:`random_state`."""
+    data_rng.set_state(state["data"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     """The autocast dtype for mixed precision: fp16 on CUDA, bf16 on CPU, None when off."""
     if not enabled:
@@ -222,8 +239,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         for name, part in trained.items():
             part.load_state_dict(saved["state"][name])
         run = saved["extra"]["run"]
-        generator.set_state(saved["extra"]["rng"]["data"])
-        torch.set_rng_state(saved["extra"]["rng"]["torch"])
+        restore_random_state(generator, saved["extra"]["rng"])
     history = run["history"]
     start = len(history["epoch"])
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
@@ -273,8 +289,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                             model_config=config.model.to_dict(),
                             state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
                             extra={"run": run, "train_config": wanted,
-                                   "rng": {"data": generator.get_state(),
-                                           "torch": torch.get_rng_state()}})
+                                   "rng": random_state(generator)})
         if run["stopped"]:
             break
     if run["best_state"] is not None:
@@ -400,6 +415,11 @@ class GANTrainConfig:
     device: str | None = None
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
+
+    def __post_init__(self) -> None:
+        if self.paired_cepstra is not None and not 1 <= self.paired_cepstra <= self.generator.n_mels:
+            raise ValueError(f"paired_cepstra must be None or 1..{self.generator.n_mels}, "
+                             f"got {self.paired_cepstra}")
 
     @classmethod
     def quick(cls, **changes) -> "GANTrainConfig":
@@ -654,8 +674,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
         _check_resumable(checkpoint, saved, _resumable_config(config), "GAN")
         parts.load(saved["state"])
         history, start = saved["extra"]["history"], saved["extra"]["epoch"]
-        data_rng.set_state(saved["extra"]["rng"]["data"])
-        torch.set_rng_state(saved["extra"]["rng"]["torch"])
+        restore_random_state(data_rng, saved["extra"]["rng"])
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     for epoch in range(start, end):
         order = torch.randperm(len(train.pairs), generator=data_rng)[:n_pairs]
@@ -678,8 +697,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
                         state=parts.state(), audio=audio, normalizer=normalizer,
                         extra={**(extra or {}), "history": history, "epoch": epoch + 1,
                                "train_config": config.to_dict(),
-                               "rng": {"data": data_rng.get_state(),
-                                       "torch": torch.get_rng_state()}})
+                               "rng": random_state(data_rng)})
     return history
 
 

@@ -134,6 +134,8 @@ def test_cepstral_paired_loss_sees_the_envelope_not_the_harmonics():
     assert paired_l1(target + ripple, target, None).item() == pytest.approx(1 / np.pi, rel=0.05)
     assert paired_l1(target + ripple, target, 20).item() < 1e-5
     assert paired_l1(target + tilt, target, 20).item() > 0.1
+    with pytest.raises(ValueError, match="paired_cepstra must be None or 1..80, got 0"):
+        GANTrainConfig(paired_cepstra=0)
 
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
