@@ -75,7 +75,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils.train import GANTrainConfig, train_gan
 
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
-    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
+                                 ("w_cls", args.cls_weight)) if v is not None}
     config = dataclasses.replace(config, **changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
@@ -192,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--cls-weight", type=float,
+                   help="override w_cls: higher converts more strongly, lower keeps closer to "
+                        "how the speaker really sounds (default 3; see the README)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")

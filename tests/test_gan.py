@@ -182,12 +182,13 @@ def test_train_gan_command_trains_and_resumes(tmp_path, monkeypatch, tiny_corpus
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
     out = tmp_path / "gan.pt"
     args = ["train-gan", "--data", str(tiny_corpus), "--out", str(out), "--quick",
-            "--epochs", "1", "--val-actors", "2"]
+            "--epochs", "1", "--val-actors", "2", "--cls-weight", "1.5"]
     assert cli.main(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["epochs"] == 1 and np.isfinite(report["final"]["loss_g"])
     saved = torch.load(out, weights_only=True)
     assert saved["kind"] == "gan" and saved["extra"]["train_actors"] == [1]
+    assert saved["extra"]["train_config"]["w_cls"] == 1.5
     assert cli.main(args + ["--resume"]) == 0  # already finished: nothing left to train
     assert torch.equal(torch.load(out, weights_only=True)["state"]["generator"]["out.weight"],
                        saved["state"]["generator"]["out.weight"])
