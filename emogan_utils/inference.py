@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pandas as pd
 import torch
@@ -20,8 +21,8 @@ from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_featu
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
                                  UNetGenerator)
-from emogan_utils.prosody import (EmotionProsody, apply_prosody, clip_prosody,
-                                  remaining_semitones)
+from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
+                                  clip_prosody, remaining_semitones, stretch_mel)
 from emogan_utils.train import batched_logits, pick_device, standardize
 
 # --- emotion classifier ------------------------------------------------------------------
@@ -166,22 +167,25 @@ class Translator:
                source_wave: np.ndarray | None = None) -> np.ndarray:
         """Waveform of a converted log-mel with ``target``'s pitch and tempo.
 
-        Griffin-Lim to ``length`` samples, then the prosody change from ``source`` to
-        ``target`` (times ``strength``): pitch and tempo only, since the generator already set
-        the level. Given the ``source_wave`` the mel came from, the pitch shift is only what
-        the generator left undone (:func:`~emogan_utils.prosody.remaining_semitones`), so a
-        generator that raises the pitch itself is not shifted twice. The tempo change makes
-        the result ``length / rate`` samples long.
+        The prosody change from ``source`` to ``target`` (times ``strength``), pitch and tempo
+        only, since the generator already set the level: the mel is stretched to the new
+        tempo (:func:`~emogan_utils.prosody.stretch_mel`), turned into ``length / rate``
+        samples by Griffin-Lim, then shifted in pitch. Given the ``source_wave`` the mel came
+        from, the pitch shift is only what the generator left undone
+        (:func:`~emogan_utils.prosody.remaining_semitones`), so a generator that raises the
+        pitch itself is not shifted twice.
         """
-        wave = self.to_audio(mel_db, length)
         if self.prosody is None:
-            return wave
-        shift = dataclasses.replace(self.prosody.shift(source, target, strength), gain_db=0.0)
-        if source_wave is not None and shift.semitones:
+            return self.to_audio(mel_db, length)
+        shift = self.prosody.shift(source, target, strength)
+        wave = self.to_audio(stretch_mel(mel_db, shift.rate))
+        if length is not None:  # Griffin-Lim alone gives whole hops
+            wave = librosa.util.fix_length(wave, size=round(length / shift.rate))
+        semitones = shift.semitones
+        if source_wave is not None and semitones:
             pitch = [clip_prosody(w, self.audio)["semitones"] for w in (source_wave, wave)]
-            shift = dataclasses.replace(shift, semitones=remaining_semitones(shift.semitones,
-                                                                             *pitch))
-        return apply_prosody(wave, shift, self.audio)
+            semitones = remaining_semitones(semitones, *pitch)
+        return apply_prosody(wave, ProsodyShift(semitones), self.audio)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
                  strength: float = 1.0, source: str = "neutral",

@@ -11,7 +11,7 @@ from emogan_utils.data import EMOTIONS, load_corpus
 from emogan_utils.features import AudioConfig
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
                                   fit_emotion_prosody, pitch_shift, remaining_semitones,
-                                  spectral_envelope)
+                                  spectral_envelope, stretch_mel)
 
 AUDIO = AudioConfig()
 RATE = AUDIO.sample_rate
@@ -73,6 +73,17 @@ def test_apply_prosody_changes_length_and_level_and_never_clips():
     assert level == pytest.approx(-6.0, abs=0.01)
     loud = apply_prosody(wave, ProsodyShift(gain_db=30.0), AUDIO)
     assert np.abs(loud).max() == pytest.approx(1.0)
+
+
+def test_stretch_mel_resamples_frames_linearly_and_keeps_the_ends():
+    ramp = np.tile(np.arange(101, dtype=np.float32), (80, 1))  # frame i holds i
+    slower = stretch_mel(ramp, 0.5)
+    assert slower.shape == (80, 202)
+    np.testing.assert_allclose(slower[0], np.linspace(0, 100, 202), atol=1e-4)
+    assert stretch_mel(ramp, 2.0).shape == (80, 50)
+    np.testing.assert_array_equal(stretch_mel(ramp, 1.0), ramp)
+    with pytest.raises(ValueError, match="rate must be positive, got 0"):
+        stretch_mel(ramp, 0.0)
 
 
 def test_shifts_compose_invert_and_scale():
