@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pandas as pd
 import torch
@@ -98,11 +97,15 @@ class Translator:
     """
 
     def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
-                 device: str | None = None, n_iter: int = 64, prosody: bool = True):
+                 device: str | None = None, n_iter: int = 64, prosody: bool = True,
+                 min_pitch_shift: float = 1.0):
         """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters.
 
         ``prosody=False`` leaves out the pitch and tempo change measured at training time
-        (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed.
+        (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed. Pitch shifts
+        smaller than ``min_pitch_shift`` semitones are skipped: the shift's phase vocoder costs
+        more than a small correction gains (on RAVDESS validation actors, MCD of calm
+        conversions, a -0.8 semitone shift, 2.39 dB with it and 2.29 without; README).
         """
         payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
         self.path = Path(checkpoint)
@@ -111,6 +114,7 @@ class Translator:
         saved = payload["extra"].get("prosody")
         self.prosody = EmotionProsody.from_state(saved) if prosody and saved else None
         self.n_iter = n_iter
+        self.min_pitch_shift = min_pitch_shift
         self.device = pick_device(device)
         self.generator = UNetGenerator(GeneratorConfig(**payload["model_config"]["generator"]))
         self.generator.load_state_dict(payload["state"]["generator"])
@@ -170,7 +174,8 @@ class Translator:
         The prosody change from ``source`` to ``target`` (times ``strength``), pitch and tempo
         only, since the generator already set the level: the mel is stretched to the new
         tempo (:func:`~emogan_utils.prosody.stretch_mel`), turned into ``length / rate``
-        samples by Griffin-Lim, then shifted in pitch. Given the ``source_wave`` the mel came
+        samples by Griffin-Lim, then shifted in pitch (unless by less than
+        ``min_pitch_shift``). Given the ``source_wave`` the mel came
         from, the pitch shift is only what the generator left undone
         (:func:`~emogan_utils.prosody.remaining_semitones`), so a generator that raises the
         pitch itself is not shifted twice.
@@ -178,13 +183,16 @@ class Translator:
         if self.prosody is None:
             return self.to_audio(mel_db, length)
         shift = self.prosody.shift(source, target, strength)
-        wave = self.to_audio(stretch_mel(mel_db, shift.rate))
-        if length is not None:  # Griffin-Lim alone gives whole hops
-            wave = librosa.util.fix_length(wave, size=round(length / shift.rate))
+        samples = None if length is None else round(length / shift.rate)
+        frames = (max(2, round(mel_db.shape[-1] / shift.rate)) if samples is None
+                  else 1 + samples // self.audio.hop_length)  # as LogMel frames that many
+        wave = self.to_audio(stretch_mel(mel_db, frames), samples)
         semitones = shift.semitones
         if source_wave is not None and semitones:
             pitch = [clip_prosody(w, self.audio)["semitones"] for w in (source_wave, wave)]
             semitones = remaining_semitones(semitones, *pitch)
+        if abs(semitones) < self.min_pitch_shift:
+            semitones = 0.0
         return apply_prosody(wave, ProsodyShift(semitones), self.audio)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,

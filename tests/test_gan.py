@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import librosa
 import numpy as np
 import pandas as pd
 import pytest
@@ -244,7 +243,8 @@ def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch
 
 def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_checkpoint):
     saved = torch.load(tiny_checkpoint, weights_only=True)
-    offsets = {e: ProsodyShift() for e in EMOTIONS} | {"sad": ProsodyShift(-3.0, 0.8, 6.0)}
+    offsets = {e: ProsodyShift() for e in EMOTIONS} | {"sad": ProsodyShift(-3.0, 0.8, 6.0),
+                                                       "calm": ProsodyShift(-0.5, 1.0, 0.0)}
     saved["extra"]["prosody"] = EmotionProsody(offsets, {"sad": 1}).state_dict()
     path = tmp_path / "with_prosody.pt"
     torch.save(saved, path)
@@ -256,14 +256,20 @@ def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_
     assert len(shaped(wave, "sad", strength=0.5)) == pytest.approx(len(wave) / 0.8 ** 0.5, rel=0.02)
     # tempo on the mel before Griffin-Lim, pitch after it; the level is the generator's
     mel = shaped.translate_mel(shaped.mel(wave), "sad")
-    gl = librosa.util.fix_length(shaped.to_audio(stretch_mel(mel, 0.8)),
-                                 size=round(len(wave) / 0.8))
+    slower = round(len(wave) / 0.8)
+    gl = shaped.to_audio(stretch_mel(mel, 1 + slower // AudioConfig().hop_length), slower)
     np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)),
                                apply_prosody(gl, ProsodyShift(-3.0)), atol=1e-6)
     # given the source, only the pitch change that the generator left undone
     left = remaining_semitones(-3.0, *(clip_prosody(w)["semitones"] for w in (wave, gl)))
     np.testing.assert_allclose(shaped.speech(mel, "sad", 1.0, "neutral", len(wave), wave),
                                apply_prosody(gl, ProsodyShift(left)), atol=1e-6)
+    # a shift under min_pitch_shift (1 semitone by default) is skipped
+    unshifted = shaped.to_audio(mel, len(wave))
+    np.testing.assert_allclose(shaped.speech(mel, "calm", length=len(wave)), unshifted, atol=1e-6)
+    fine = Translator(path, min_pitch_shift=0.25).speech(mel, "calm", length=len(wave))
+    np.testing.assert_allclose(fine, apply_prosody(unshifted, ProsodyShift(-0.5)), atol=1e-6)
+    assert np.abs(fine - unshifted).max() > 1e-3
     assert Translator(tiny_checkpoint).prosody is None  # made without: the generator alone
     source = tmp_path / "in.wav"
     sf.write(source, wave, rate)
