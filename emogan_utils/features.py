@@ -56,7 +56,11 @@ class AudioConfig:
     @property
     def n_frames(self) -> int | None:
         """Frames of a fixed-length clip (centred STFT)."""
-        return None if self.n_samples is None else 1 + self.n_samples // self.hop_length
+        return None if self.n_samples is None else self.frames(self.n_samples)
+
+    def frames(self, samples: int) -> int:
+        """Frames that the centred STFT (and so the log-mel) gives for ``samples`` samples."""
+        return 1 + samples // self.hop_length
 
     def key(self) -> str:
         """A short hash of all parameters, used to key caches and check checkpoints."""

@@ -183,9 +183,11 @@ class Translator:
         if self.prosody is None:
             return self.to_audio(mel_db, length)
         shift = self.prosody.shift(source, target, strength)
-        samples = None if length is None else round(length / shift.rate)
-        frames = (max(2, round(mel_db.shape[-1] / shift.rate)) if samples is None
-                  else 1 + samples // self.audio.hop_length)  # as LogMel frames that many
+        if length is None:
+            samples, frames = None, max(2, round(mel_db.shape[-1] / shift.rate))
+        else:  # Griffin-Lim needs the frame count that its own STFT gives for that length
+            samples = round(length / shift.rate)
+            frames = self.audio.frames(samples)
         wave = self.to_audio(stretch_mel(mel_db, frames), samples)
         semitones = shift.semitones
         if source_wave is not None and semitones:

@@ -257,7 +257,7 @@ def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_
     # tempo on the mel before Griffin-Lim, pitch after it; the level is the generator's
     mel = shaped.translate_mel(shaped.mel(wave), "sad")
     slower = round(len(wave) / 0.8)
-    gl = shaped.to_audio(stretch_mel(mel, 1 + slower // AudioConfig().hop_length), slower)
+    gl = shaped.to_audio(stretch_mel(mel, AudioConfig().frames(slower)), slower)
     np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)),
                                apply_prosody(gl, ProsodyShift(-3.0)), atol=1e-6)
     # given the source, only the pitch change that the generator left undone
