@@ -15,7 +15,7 @@ from emogan_utils.features import (
     AudioConfig, AudioError, FeatureCache, LogMel, Normalizer, corpus_features, db_to_power,
     extract_features,
     fit_per_speaker, fix_length, load_audio, log_mel, normalize_per_speaker, prepare_waveform,
-    read_audio,
+    read_audio, trim_silence,
 )
 
 CFG = AudioConfig()
@@ -83,6 +83,26 @@ def test_bad_files_give_clear_errors(tmp_path):
 def test_silent_file_is_kept_not_trimmed_away(tmp_path):
     wave = load_audio(write(tmp_path / "quiet.wav", np.zeros(8000, np.float32), 16000), CFG)
     assert wave.shape == (48000,) and not wave.any()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(samples=st.integers(1, 40000), start=st.floats(0, 1), stop=st.floats(0, 1),
+       level=st.floats(1e-4, 1.0), noise=st.floats(0, 1e-2), top_db=st.floats(5, 80))
+def test_trim_cuts_exactly_where_librosa_does(samples, start, stop, level, noise, top_db):
+    rng = np.random.default_rng(samples)
+    wave = (noise * level * rng.standard_normal(samples)).astype(np.float32)
+    a, b = sorted((int(start * samples), int(stop * samples)))
+    wave[a:b + 1] += level * rng.standard_normal(b + 1 - a).astype(np.float32)
+    ref, _ = librosa.effects.trim(wave, top_db=top_db, frame_length=1024, hop_length=256)
+    assert np.array_equal(trim_silence(wave, top_db), ref)
+
+
+def test_trim_keeps_silence_and_refuses_bad_framing():
+    assert trim_silence(np.zeros(5000, np.float32), 40).size == 5000
+    wave = np.ones(3000, np.float32)
+    assert trim_silence(wave, None) is wave and trim_silence(wave, 0).size == 3000
+    with pytest.raises(ValueError, match="multiple of hop_length"):
+        trim_silence(wave, 40, frame_length=1000, hop_length=256)
 
 
 def test_log_mel_matches_librosa():
@@ -221,6 +241,15 @@ def test_cache_read_write_follow_file_identity(tiny_corpus, tmp_path):
     write(path, tone(900, 1.0, 22050), 22050)
     os.utime(path, ns=(1, 1))
     assert not cache.read([cache.identity(path)], np.zeros_like(out)).any()
+
+
+def test_batched_extraction_equals_file_by_file(tiny_corpus):
+    paths = list(load_corpus(tiny_corpus).path)
+    threads = torch.get_num_threads()
+    batched = extract_features(paths, CFG, batch_size=3, workers=2, progress=False)
+    assert torch.get_num_threads() == threads  # extraction runs on one torch thread, then restores
+    one_by_one = np.stack([log_mel(load_audio(path, CFG), CFG) for path in paths])
+    assert np.array_equal(batched, one_by_one)
 
 
 def test_extract_features_names_bad_file(tiny_corpus, tmp_path):
