@@ -500,7 +500,8 @@ def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
         _compute(paths, todo, out, failures, config, batch_size, workers, progress)
         if cache:
             done = [i for i in todo if i not in failures]
-            cache.write([identities[i] for i in done], out[done])
+            rows = out if len(done) == len(out) else out[done]  # no 87 MB copy for a whole corpus
+            cache.write([identities[i] for i in done], rows)
     return out, dict(sorted(failures.items()))
 
 
