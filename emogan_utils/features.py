@@ -6,6 +6,7 @@ inversion all take the same object, so a model can never be paired with the wron
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -282,17 +283,15 @@ class Normalizer:
                      chunk: int = 32) -> "Normalizer":
         """Per-bin mean and std over the speech frames of ``(N, n_mels, T)`` features."""
         mel_db = np.asarray(mel_db, dtype=np.float32)
-        count, total, square = 0.0, np.zeros(mel_db.shape[1]), np.zeros(mel_db.shape[1])
-        # ``chunk`` clips at a time (about 2 MB, in cache for all three steps): per-clip sums
-        # over speech frames as batched matrix-vector products in float32, then over clips in
-        # float64. Within 1e-6 dB of accumulating everything in float64, and 2.4x faster than
-        # one einsum over the whole array (13 against 32 ms for 1,440 clips on the 2-core CPU).
-        for start in range(0, len(mel_db), chunk):
-            part = mel_db[start:start + chunk]
-            speech = speech_mask(part, db_floor).astype(np.float32)[:, :, None]
-            count += speech.sum(dtype=np.float64)
-            total += np.matmul(part, speech)[..., 0].sum(0, dtype=np.float64)
-            square += np.matmul(np.square(part), speech)[..., 0].sum(0, dtype=np.float64)
+        # ``chunk`` clips at a time (about 2 MB, in cache for all three steps), chunks shared by
+        # threads (numpy releases the GIL): per-clip sums over speech frames as batched
+        # matrix-vector products in float32, then over clips in float64. Within 1e-6 dB of
+        # accumulating everything in float64; 1,440 clips on the 2-core CPU: 32 ms for one
+        # einsum over the whole array, 13-34 ms chunked, 20 ms chunked on both cores.
+        parts = (mel_db[start:start + chunk] for start in range(0, len(mel_db), chunk))
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            sums = list(pool.map(functools.partial(_speech_sums, db_floor=db_floor), parts))
+        count, total, square = (sum(column) for column in zip(*sums)) if sums else (0.0, 0.0, 0.0)
         if count == 0:
             raise ValueError(NO_SPEECH)
         mean = total / count
@@ -315,6 +314,13 @@ class Normalizer:
     def from_state(cls, state: dict) -> "Normalizer":
         return cls(np.asarray(state["shift"], np.float32), np.asarray(state["scale"], np.float32),
                    bool(state["clip"]))
+
+
+def _speech_sums(part: np.ndarray, db_floor: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Speech-frame count, per-bin sum and per-bin sum of squares of ``(N, n_mels, T)`` clips."""
+    speech = speech_mask(part, db_floor).astype(np.float32)[:, :, None]
+    return (speech.sum(dtype=np.float64), np.matmul(part, speech)[..., 0].sum(0, dtype=np.float64),
+            np.matmul(np.square(part), speech)[..., 0].sum(0, dtype=np.float64))
 
 
 NO_SPEECH = "No speech frames to fit normalisation on (all frames are at the floor)"

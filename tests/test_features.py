@@ -158,6 +158,7 @@ def test_normalizers_fit_and_invert():
     assert np.allclose(rng_norm.inverse(scaled)[inside], feats[inside], atol=1e-3)
     restored = Normalizer.from_state(std.state_dict())
     assert np.allclose(restored(feats), std(feats))
+    assert np.array_equal(std(feats[0]), std(feats)[0])  # one clip the same as in a batch
     as_tensor = std(torch.from_numpy(feats))
     assert torch.allclose(as_tensor, torch.from_numpy(std(feats)), atol=1e-5)
     with pytest.raises(ValueError, match="No speech frames"):
