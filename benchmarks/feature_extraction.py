@@ -1,12 +1,16 @@
 """Benchmark 1: whole-corpus feature extraction, emogan's batched cached pipeline against the
 plain per-file librosa loop a user would otherwise write, in one process on one machine.
 
-    python benchmarks/feature_extraction.py [--data DIR] [--limit N]
+    python benchmarks/feature_extraction.py [--data DIR] [--limit N] [--stages]
 
 Prints seconds for the librosa loop, emogan's first (cold cache) run and its cached re-run
 (median of five; the first re-run in a process pays page faults for fresh memory), the
 speed-ups, and the largest difference between the two feature sets (same parameters). Every
 figure includes the per-bin standardisation, fitted on the features.
+
+``--stages`` first times each step of a first run on its own, one file or batch after another
+on one thread (what the threads of ``extract_features`` share out), with librosa's trim beside
+the package's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import numpy as np
 import torch
 
 from emogan_utils.data import default_corpus, load_corpus
-from emogan_utils.features import AudioConfig, Normalizer, extract_features
+from emogan_utils.features import (BATCH_SIZE, AudioConfig, FeatureCache, LogMel, Normalizer,
+                                   extract_features, read_audio, resample,
+                                   trim_silence)
 
 
 def librosa_loop(paths, config: AudioConfig) -> np.ndarray:
@@ -50,14 +56,57 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
+def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int]:
+    """Seconds of each first-run step over ``paths``, one after another on one torch thread,
+    and in how many files the package's trim cut the same samples as librosa's."""
+    times: dict[str, float] = {}
+    decoded, times["decode"] = timed(lambda: [read_audio(path) for path in paths])
+    waves, times["resample"] = timed(lambda: [resample(w, rate, config.sample_rate)
+                                              for w, rate in decoded])
+    theirs, times["trim (librosa.effects.trim, for comparison)"] = timed(lambda: [
+        librosa.effects.trim(w, top_db=config.trim_db, frame_length=1024, hop_length=256)[0]
+        for w in waves])
+    trimmed, times["trim"] = timed(lambda: [trim_silence(w, config.trim_db) for w in waves])
+    same = sum(np.array_equal(a, b) for a, b in zip(trimmed, theirs))
+    def padded(waves: list[np.ndarray]) -> torch.Tensor:
+        rows = np.zeros((len(waves), config.n_samples), dtype=np.float32)
+        for row, wave in zip(rows, waves):
+            row[:wave.size] = wave[:row.size]
+        return torch.from_numpy(rows)
+
+    starts = range(0, len(trimmed), BATCH_SIZE)
+    batches, times["pad into batches"] = timed(
+        lambda: [padded(trimmed[i:i + BATCH_SIZE]) for i in starts])
+    transform, threads = LogMel(config), torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        mels, times["log-mel (STFT, power, filterbank, dB)"] = timed(
+            lambda: [transform(b) for b in batches])
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as folder:
+        cache = FeatureCache(folder, config)
+        _, times["write the cache shard"] = timed(lambda: cache.write(
+            [cache.identity(path) for path in paths], torch.cat(mels).numpy()))
+    return times, same
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="corpus folder (default: the configured corpus)")
     parser.add_argument("--limit", type=int, help="use only the first N files")
+    parser.add_argument("--stages", action="store_true",
+                        help="first time each step of a first run on one thread")
     args = parser.parse_args()
     table = load_corpus(args.data or default_corpus())
     paths = list(table.path)[: args.limit]
     config = AudioConfig()
+    if args.stages:
+        stage_times(paths[:BATCH_SIZE], config)  # warm-up: lazy imports, first allocations
+        times, same = stage_times(paths, config)
+        print(f"first-run steps, one thread, {len(paths)} files "
+              f"(trim_silence cut the same samples as librosa in {same} of them):")
+        for stage, seconds in times.items():
+            print(f"  {stage:<44} {seconds:6.2f} s")
     with tempfile.TemporaryDirectory() as warm:  # first calls pay one-off lazy imports: not timed
         librosa_loop(paths[:1], config)
         extract_features(paths[:1], config, warm, progress=False)
