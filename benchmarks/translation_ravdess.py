@@ -121,7 +121,7 @@ def summary(result: dict, seconds: float) -> dict:
     """The mean figures of one evaluation and the emotions whose MCD is not below the source's."""
     mean, per = result["mean"], result["emotions"]
     keys = ("accuracy_converted", "accuracy_source", "accuracy_target",
-            "accuracy_target_griffin_lim", "mcd_converted", "mcd_source",
+            "accuracy_target_griffin_lim", "mcd_converted", "mcd_source", "mcd_target_repeat",
             "f0_mean_hz_converted", "f0_mean_hz_target")
     return {**{k: round(mean[k], 4) for k in keys},
             "mcd_above_source_for": sorted(e for e, s in per.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -36,7 +37,19 @@ def _data_dir(value: str | None) -> Path:
 
 
 def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, sort_keys=True))
+    """One line of strict JSON: NaN (no F0 in an unvoiced clip, no second take) becomes null."""
+    print(json.dumps(_finite_or_none(obj), sort_keys=True, allow_nan=False))
+
+
+def _finite_or_none(obj):
+    """``obj`` with every non-finite float, at any depth of dicts and lists, replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(value) for value in obj]
+    return obj
 
 
 def _cmd_make_corpus(args: argparse.Namespace) -> int:

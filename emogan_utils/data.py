@@ -198,8 +198,10 @@ def translation_items(table: pd.DataFrame, source: str = "neutral",
     """Every (source recording, target emotion, real target recording) triple in ``table``.
 
     The real target is the same actor, statement and repetition in the target emotion, at
-    strong intensity where that exists (RAVDESS has no strong neutral). ``max_sources`` keeps
-    that many source recordings, spread over the actors first.
+    strong intensity where that exists (RAVDESS has no strong neutral). ``repeat_path`` is the
+    same recording's other repetition (NaN where there is none): how far two takes of one
+    sentence in one emotion lie apart. ``max_sources`` keeps that many source recordings,
+    spread over the actors first.
     """
     emotion_id(source)
     targets = [t for t in (targets or EMOTIONS) if t != source]
@@ -208,16 +210,21 @@ def translation_items(table: pd.DataFrame, source: str = "neutral",
     key = ["actor", "statement_id", "repetition"]
     real = (table.sort_values("intensity").groupby(key + ["emotion"], as_index=False).last()
             .rename(columns={"path": "target_path", "emotion": "target"}))
+    repeats = (real.merge(real, on=["actor", "statement_id", "target"], suffixes=("", "_other"))
+               .query("repetition != repetition_other")
+               .drop_duplicates(key + ["target"])
+               .rename(columns={"target_path_other": "repeat_path"}))
     items = (table[table["emotion"] == source].rename(columns={"path": "source_path"})
              .merge(pd.DataFrame({"target": targets}), how="cross")
-             .merge(real[key + ["target", "target_path"]], on=key + ["target"]))
+             .merge(real[key + ["target", "target_path"]], on=key + ["target"])
+             .merge(repeats[key + ["target", "repeat_path"]], on=key + ["target"], how="left"))
     if items.empty:
         raise ValueError(f"No parallel {source} -> {targets} recordings in the selected actors")
     if max_sources is not None:
         spread = items.drop_duplicates("source_path").sort_values(
             ["statement_id", "repetition", "actor"])
         items = items[items["source_path"].isin(spread["source_path"].head(max_sources))]
-    return items[key + ["source_path", "target", "target_path"]].reset_index(drop=True)
+    return items[key + ["source_path", "target", "target_path", "repeat_path"]].reset_index(drop=True)
 
 
 def _missing_corpus_message(root: Path, problem: str) -> str:

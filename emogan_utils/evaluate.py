@@ -199,7 +199,9 @@ def evaluate_translation(translator: Translator,
     from the GAN. Per target emotion and on average: target accuracy of the
     converted audio, of the unconverted source, of the real target and of its Griffin-Lim
     reconstruction (the ceiling that inversion allows); MCD (after DTW) of converted and of
-    source against the real target; F0 mean and range of source, converted and real target.
+    source against the real target, and of the target's other repetition against it (how far
+    two takes of the same sentence in the same emotion lie apart: a conversion can hardly get
+    closer); F0 mean and range of source, converted and real target.
     All audio is loaded as in training (trimmed, fixed length); converted audio keeps the
     length the translator gives it (the judge crops or pads); ``max_sources`` as in
     :func:`translation_items`.
@@ -228,6 +230,9 @@ def evaluate_translation(translator: Translator,
             stats[f"accuracy_{name}"] = float(np.mean(predicted == label))
         stats["mcd_converted"] = float(np.mean([mcd_dtw(c, r, audio) for c, r in zip(converted, real)]))
         stats["mcd_source"] = float(np.mean([mcd_dtw(s, r, audio) for s, r in zip(src, real)]))
+        stats["mcd_target_repeat"] = _mean_of_known([
+            mcd_dtw(load_audio(other, audio), r, audio) if pd.notna(other) else np.nan
+            for other, r in zip(rows["repeat_path"], real)])
         pitch = {"source": [f0[p] for p in rows["source_path"]],
                  "converted": [f0_stats(w, audio.sample_rate) for w in converted],
                  "target": [f0_stats(w, audio.sample_rate) for w in real]}

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from emogan_utils.data import (
     EMOTIONS, CorpusError, Split, actor_folds, emotion_id, fold_split, load_corpus, parse_name,
-    ravdess_name, recording, split_actors,
+    ravdess_name, recording, split_actors, translation_items,
 )
 
 
@@ -64,6 +64,20 @@ def test_recording_falls_back_for_strong_neutral_and_names_missing_recordings(ti
     assert (row["emotion"], row["intensity"], row["actor"]) == ("neutral", 1, 2)
     with pytest.raises(CorpusError, match="actor 2, statement 1, angry \\(strong\\), repetition 1"):
         recording(table, 2, 1, "angry", 2, 1)
+
+
+def test_translation_items_pair_sources_with_strong_targets_and_their_other_take(tmp_path):
+    takes = [(1, 1, 1), (1, 1, 2), (5, 1, 1), (5, 1, 2), (5, 2, 1), (5, 2, 2), (2, 2, 1)]
+    for emotion, intensity, repetition in takes:  # (emotion, intensity, repetition), actor 3
+        (tmp_path / ravdess_name(emotion, intensity, 1, repetition, 3)).write_bytes(b"")
+    items = translation_items(load_corpus(tmp_path), "neutral", ["angry", "calm"])
+    found = {(row.repetition, row.target): (row.target_path.name, row.repeat_path)
+             for row in items.itertuples()}
+    assert set(found) == {(1, "angry"), (2, "angry"), (1, "calm")}  # no calm repetition 2
+    assert found[1, "angry"] == (ravdess_name(5, 2, 1, 1, 3), tmp_path / ravdess_name(5, 2, 1, 2, 3))
+    assert found[2, "angry"] == (ravdess_name(5, 2, 1, 2, 3), tmp_path / ravdess_name(5, 2, 1, 1, 3))
+    assert found[1, "calm"][0] == ravdess_name(2, 2, 1, 1, 3)
+    assert found[1, "calm"][1] != found[1, "calm"][1]  # NaN: calm has no other take
 
 
 def test_load_corpus_reports_skipped(tiny_corpus):

@@ -13,7 +13,7 @@ import torch
 
 from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, save_checkpoint
-from emogan_utils.data import EMOTIONS
+from emogan_utils.data import EMOTIONS, ravdess_name
 from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inference import Translator, translate
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -224,14 +224,22 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_checkpoint):
 def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch, tiny_corpus,
                                                            tiny_checkpoint, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
+    take = tiny_corpus / "Actor_01" / ravdess_name(8, 1, 1, 1, 1)  # surprised, actor 1
+    take.with_name(ravdess_name(8, 1, 1, 2, 1)).write_bytes(take.read_bytes())  # a second take
     judge = tmp_path / "judge.pt"
     assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(judge),
                      "--quick", "--epochs", "1", "--actors", "1", "--val-actors", "2"]) == 0
     capsys.readouterr()
     assert cli.main(["evaluate-translation", "--generator", str(tiny_checkpoint), "--classifier",
                      str(judge), "--data", str(tiny_corpus), "--actors", "1-2"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    def strict(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=strict)
     assert result["source"] == "neutral" and result["n_sources"] == 2
+    # the second take is a copy of the first; no other emotion has a second take
+    assert result["emotions"]["surprised"]["mcd_target_repeat"] == 0.0
+    assert result["emotions"]["angry"]["mcd_target_repeat"] is None
     assert sorted(result["emotions"]) == sorted(e for e in EMOTIONS if e != "neutral")
     for stats in [*result["emotions"].values(), result["mean"]]:
         for name in ("source", "converted", "target", "target_griffin_lim"):
