@@ -406,9 +406,9 @@ class GANTrainConfig:
     """Compare fake and aligned real target on their first K mel-cepstral coefficients (the
     spectral envelope) instead of on every mel bin (None). The aligned target speaks at another
     pitch, so bin by bin the loss asked the generator to paint the target's harmonics onto the
-    source's. On held-out actors 17-20 (30 epochs, GAN on 1-16, three judges), 20 coefficients
-    took judged accuracy from 63 to 78 % and MCD from 3.94 to 3.47 dB (source 3.57); on
-    validation actors 15-16 (GAN on 1-14) 64 -> 63 % and 2.93 -> 2.66 dB
+    source's. With w_cls 3, on held-out actors 17-20 (30 epochs, GAN on 1-16, three judges),
+    20 coefficients took judged accuracy from 63 to 78 % and MCD from 3.94 to 3.47 dB (source
+    3.57); on validation actors 15-16 (GAN on 1-14) 64 -> 63 % and 2.93 -> 2.66 dB
     (benchmarks/translation_ravdess.py --paired-cepstra)."""
     amp: bool = False
     """Mixed precision (train.amp_dtype). bf16 on an idle 2-core CPU trains 1.36x faster
