@@ -205,8 +205,8 @@ class LogMel(torch.nn.Module):
     ``torch.stft`` returns (frames, then frequencies): ``re^2 + im^2`` over contiguous memory and
     one matmul. ``MelSpectrogram``'s complex ``abs().pow(2)`` and transposed matmul took 70 % of
     its time; on the 2-core development CPU, 1,440 3-s clips took 0.66 s this way against
-    1.96 s, and the same steps in ``torch.stft``'s reported (frequencies, frames) order cost 20-30 %
-    more than in its memory order.
+    1.96 s. The same steps in ``torch.stft``'s reported (frequencies, frames) order read strided
+    memory and were slower again.
     """
 
     def __init__(self, config: AudioConfig = AudioConfig()):
@@ -517,7 +517,8 @@ def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarra
     """Log-mels of ``paths[todo]`` into ``out``, unusable files into ``failures``.
 
     Each thread takes a whole batch: decodes its files into zero-padded rows, then transforms
-    them on one torch thread, so that the cores are not oversubscribed.
+    them on one torch thread, so that the cores are not oversubscribed (torch's thread count is
+    one meanwhile, and restored afterwards).
     """
     transform = LogMel(config)
 
