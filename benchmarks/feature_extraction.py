@@ -28,7 +28,7 @@ import torch
 from emogan_utils.data import default_corpus, load_corpus
 from emogan_utils.features import (BATCH_SIZE, AudioConfig, FeatureCache, LogMel, Normalizer,
                                    extract_features, read_audio, resample,
-                                   trim_silence)
+                                   stack_fixed_length, trim_silence)
 
 
 def librosa_loop(paths, config: AudioConfig) -> np.ndarray:
@@ -68,15 +68,9 @@ def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int]:
         for w in waves])
     trimmed, times["trim"] = timed(lambda: [trim_silence(w, config.trim_db) for w in waves])
     same = sum(np.array_equal(a, b) for a, b in zip(trimmed, theirs))
-    def padded(waves: list[np.ndarray]) -> torch.Tensor:
-        rows = np.zeros((len(waves), config.n_samples), dtype=np.float32)
-        for row, wave in zip(rows, waves):
-            row[:wave.size] = wave[:row.size]
-        return torch.from_numpy(rows)
-
     starts = range(0, len(trimmed), BATCH_SIZE)
-    batches, times["pad into batches"] = timed(
-        lambda: [padded(trimmed[i:i + BATCH_SIZE]) for i in starts])
+    batches, times["pad into batches"] = timed(lambda: [torch.from_numpy(
+        stack_fixed_length(trimmed[i:i + BATCH_SIZE], config.n_samples)) for i in starts])
     transform, threads = LogMel(config), torch.get_num_threads()
     torch.set_num_threads(1)
     with torch.no_grad():

@@ -131,7 +131,8 @@ def trim_silence(wave: np.ndarray, top_db: float | None, frame_length: int = 102
     if top_db is None or not np.any(wave):
         return wave
     if frame_length % hop_length:
-        raise ValueError(f"frame_length {frame_length} is not a multiple of hop_length {hop_length}")
+        raise ValueError(f"frame_length {frame_length} is not a multiple of hop_length "
+                         f"{hop_length}")
     n = wave.shape[-1]
     padded = np.zeros((-(-n // hop_length)) * hop_length + frame_length, dtype=np.float64)
     padded[frame_length // 2:frame_length // 2 + n] = wave
@@ -153,6 +154,15 @@ def fix_length(wave: np.ndarray, n_samples: int | None) -> np.ndarray:
         return wave[..., :n_samples]
     pad = [(0, 0)] * (wave.ndim - 1) + [(0, n_samples - wave.shape[-1])]
     return np.pad(wave, pad)
+
+
+def stack_fixed_length(waves: Sequence[np.ndarray], n_samples: int) -> np.ndarray:
+    """Mono waves cropped or zero-padded at the end to ``n_samples`` (as :func:`fix_length`),
+    written straight into one ``(N, n_samples)`` float32 batch."""
+    rows = np.zeros((len(waves), n_samples), dtype=np.float32)
+    for row, wave in zip(rows, waves):
+        row[:wave.size] = wave[:n_samples]
+    return rows
 
 
 def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig(),
@@ -516,28 +526,25 @@ def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarra
              workers: int | None, progress: bool) -> None:
     """Log-mels of ``paths[todo]`` into ``out``, unusable files into ``failures``.
 
-    Each thread takes a whole batch: decodes its files into zero-padded rows, then transforms
-    them on one torch thread, so that the cores are not oversubscribed (torch's thread count is
-    one meanwhile, and restored afterwards).
+    Each thread takes a whole batch: decodes its files into one zero-padded array, then
+    transforms it on one torch thread, so that the cores are not oversubscribed (torch's thread
+    count is one meanwhile, and restored afterwards).
     """
     transform = LogMel(config)
 
-    def load(i: int, row: np.ndarray) -> bool:
+    def load(i: int) -> np.ndarray | None:
         try:
-            wave = load_audio(paths[i], config, fixed_length=False)
+            return load_audio(paths[i], config, fixed_length=False)
         except AudioError as err:
             failures[i] = str(err)
-            return False
-        row[:wave.size] = wave[:row.size]
-        return True
+            return None
 
     def run(batch: list[int]) -> int:
-        rows = np.zeros((len(batch), config.n_samples), dtype=np.float32)
-        loaded = np.array([load(i, row) for i, row in zip(batch, rows)])
-        if loaded.any():
+        waves = {i: wave for i in batch if (wave := load(i)) is not None}
+        if waves:
+            rows = stack_fixed_length(list(waves.values()), config.n_samples)
             with torch.no_grad():
-                mels = transform(torch.from_numpy(rows if loaded.all() else rows[loaded]))
-            out[np.asarray(batch)[loaded]] = mels.numpy()
+                out[list(waves)] = transform(torch.from_numpy(rows)).numpy()
         return len(batch)
 
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
