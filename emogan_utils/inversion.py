@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from emogan_utils.features import AudioConfig, LogMel, db_to_power, stft
+from emogan_utils.features import AudioConfig, LogMel, MelFilterbank, db_to_power, stft
 
 
 class MelInverter(torch.nn.Module):
@@ -29,8 +29,10 @@ class MelInverter(torch.nn.Module):
     minimum-norm, then ReLU; no SGD loop any more) is cheap, but its minimum-norm solution smears
     a harmonic over the whole mel filter. ``nnls_iter`` multiplicative updates (Lee & Seung)
     started from it keep the power non-negative, never increase the squared error and
-    re-concentrate the energy. Measured on eight 4-s RAVDESS clips, one thread of a shared
-    2-core CPU: lstsq 0.02 s, 30 updates 0.4 s, librosa's L-BFGS NNLS 7.8 s, Griffin-Lim's FFTs
+    re-concentrate the energy. They run in place, through the blocked filterbank
+    (:class:`~emogan_utils.features.MelFilterbank`). Measured on eight 4-s RAVDESS clips, one
+    thread of a shared 2-core CPU: lstsq 0.02 s, 30 updates 0.16 s (0.26 s with the dense
+    filterbank and a new tensor each step), librosa's L-BFGS NNLS 7.8 s, Griffin-Lim's FFTs
     (32 iterations) ~2 s; spectral convergence after Griffin-Lim 0.39 without the updates,
     0.32 with them, 0.39 for librosa's ``mel_to_audio``; on a 1 kHz tone 0.43 -> 0.10.
     """
@@ -43,6 +45,7 @@ class MelInverter(torch.nn.Module):
         self.inverse_mel = torchaudio.transforms.InverseMelScale(
             n_stft=config.n_fft // 2 + 1, n_mels=config.n_mels, sample_rate=config.sample_rate,
             f_min=config.f_min, f_max=config.f_max, norm="slaney", mel_scale="slaney")
+        self.filterbank = MelFilterbank(config)
         self.griffin_lim = torchaudio.transforms.GriffinLim(
             n_fft=config.n_fft, n_iter=n_iter, hop_length=config.hop_length, power=1.0,
             momentum=momentum, length=length, rand_init=False)
@@ -51,11 +54,14 @@ class MelInverter(torch.nn.Module):
         """Non-negative linear power ``(..., n_fft // 2 + 1, frames)`` whose mel is ``mel_power``."""
         # Zeros never move under multiplicative updates: start every bin at least at the dB floor.
         power = self.inverse_mel(mel_power).clamp_min(10.0 ** (self.config.db_floor / 10.0))
-        fb = self.inverse_mel.fb  # (freq, n_mels)
-        target = fb @ mel_power
+        # The updates run on (..., frames, freq), the layout the blocked filterbank reads.
+        power = power.transpose(-1, -2).contiguous()
+        fb = self.filterbank
+        target = fb.transpose(mel_power.transpose(-1, -2))
         for _ in range(self.nnls_iter):
-            power = power * target / (fb @ (fb.T @ power)).clamp_min(1e-30)
-        return power
+            estimate = fb.transpose(fb(power)).clamp_min_(1e-30)  # of target
+            power.mul_(target).div_(estimate)
+        return power.transpose(-1, -2)
 
     def forward(self, mel_db: torch.Tensor) -> torch.Tensor:
         return self.griffin_lim(self.linear_power(db_to_power(mel_db)).sqrt())

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 from conftest import tone
 from emogan_utils.data import load_corpus
+import emogan_utils.features as features
+from emogan_utils.data import ravdess_name
 from emogan_utils.features import (
-    AudioConfig, AudioError, FeatureCache, LogMel, Normalizer, corpus_features, db_to_power,
-    extract_features,
-    fit_per_speaker, fix_length, load_audio, log_mel, normalize_per_speaker, prepare_waveform,
-    read_audio, trim_silence,
+    AudioConfig, AudioError, FeatureCache, LogMel, MelFilterbank, Normalizer, batches_by_length,
+    corpus_features, db_to_power, extract_features, fit_per_speaker, fix_length, load_audio,
+    log_mel, normalize_per_speaker, prepare_waveform, read_audio, trim_silence,
 )
 
 CFG = AudioConfig()
@@ -59,6 +60,20 @@ def test_bit_depths_load_to_same_signal(tmp_path, subtype):
     ref = tone(500, 1.0, 16000)
     wave, rate = read_audio(write(tmp_path / f"{subtype}.wav", ref, 16000, subtype))
     assert rate == 16000 and np.allclose(wave, ref, atol=2e-2)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_16_bit_files_read_as_libsndfile_converts_them(tmp_path, fmt, channels):
+    rng = np.random.default_rng(channels)
+    wave = rng.uniform(-1, 1, (4000, channels)).astype(np.float32)
+    wave[:3] = [[-1.0] * channels, [1.0] * channels, [0.0] * channels]  # the extremes
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, wave, 16000, subtype="PCM_16", format=fmt)
+    theirs, _ = sf.read(path, dtype="float32", always_2d=True)
+    ours, rate = read_audio(path)
+    assert rate == 16000 and ours.dtype == np.float32
+    assert np.array_equal(ours, theirs.mean(axis=1) if channels == 2 else theirs[:, 0])
 
 
 def test_bad_files_give_clear_errors(tmp_path):
@@ -125,6 +140,45 @@ def test_log_mel_batch_floor_and_inverse():
     centres = librosa.mel_frequencies(82, fmin=0, fmax=8000)[1:-1]
     assert abs(centres[peak_bin] - 1000) < 80
     assert torch.allclose(10 * torch.log10(db_to_power(mel[1])), mel[1], atol=1e-4)
+
+
+def test_log_mel_skips_only_frames_that_see_trailing_zeros():
+    rng = np.random.default_rng(0)
+    config = AudioConfig(duration=1.0)
+    short = np.zeros(config.n_samples, np.float32)
+    short[:5000] = rng.standard_normal(5000)
+    full = rng.standard_normal(config.n_samples).astype(np.float32)
+    transform = LogMel(config)
+    alone = transform(torch.from_numpy(short))  # computes only the frames up to sample 5512
+    beside_a_full_clip = transform(torch.from_numpy(np.stack([short, full])))[0]  # every frame
+    assert alone.shape == beside_a_full_clip.shape == (80, config.n_frames)
+    assert torch.equal(alone, beside_a_full_clip)
+    assert alone[:, 1 + 5000 // 256].max() > config.db_floor  # the frame over the end has sound
+    assert torch.all(alone[:, 2 + 5512 // 256:] == config.db_floor)
+    assert torch.all(transform(torch.zeros(2, 3000)) == config.db_floor)
+    short[-1] = np.nan  # a NaN in the padding is not skipped
+    assert torch.isnan(transform(torch.from_numpy(short))).any()
+
+
+def test_blocked_filterbank_is_the_dense_product():
+    bank = MelFilterbank(CFG)
+    dense = bank.weights
+    covered = torch.zeros_like(dense)
+    for mels, bins in bank.blocks:
+        covered[bins, mels] = dense[bins, mels]
+    assert torch.equal(covered, dense)  # no weight lies outside its block's bins
+    power = torch.rand(3, 7, CFG.n_fft // 2 + 1)
+    torch.testing.assert_close(bank(power), power @ dense, rtol=1e-5, atol=1e-6)
+    mel = torch.rand(3, 7, CFG.n_mels)
+    torch.testing.assert_close(bank.transpose(mel), mel @ dense.T, rtol=1e-5, atol=1e-6)
+    narrow = MelFilterbank(AudioConfig(n_mels=40, f_max=4000.0), block=16)
+    assert [mels.stop for mels, _ in narrow.blocks] == [16, 32, 48]  # the last block is short
+    assert narrow.blocks[-1][1].stop <= 257  # no filter reaches above 4 kHz
+
+
+def test_batches_by_length():
+    assert batches_by_length([5, 1, 4, 1, 9], 2) == [[1, 3], [2, 0], [4]]
+    assert batches_by_length([], 4) == []
 
 
 def test_loudness_is_kept():
@@ -251,6 +305,23 @@ def test_batched_extraction_equals_file_by_file(tiny_corpus):
     assert torch.get_num_threads() == threads  # extraction runs on one torch thread, then restores
     one_by_one = np.stack([log_mel(load_audio(path, CFG), CFG) for path in paths])
     assert np.array_equal(batched, one_by_one)
+
+
+def test_length_sorted_chunks_return_features_in_file_order(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "varied" / "Actor_01"
+    root.mkdir(parents=True)
+    paths = []
+    for k, seconds in enumerate(rng.uniform(0.2, 3.5, 13)):
+        paths.append(root / ravdess_name(1 + k % 8, 1, 1 + k // 8, 1, 1))
+        sf.write(paths[-1], tone(200.0 + 40 * k, seconds, 16000, lead=0.1), 16000)
+    paths[6].write_bytes(b"not audio")
+    monkeypatch.setattr(features, "SORT_CHUNK", 5)  # three chunks, decoded while others compute
+    with pytest.warns(UserWarning, match=paths[6].name):
+        feats, kept = corpus_features(load_corpus(root.parent), CFG, progress=False)
+    assert list(kept.path) == [p for p in sorted(paths) if p != paths[6]]
+    one_by_one = np.stack([log_mel(load_audio(path, CFG), CFG) for path in kept.path])
+    assert np.array_equal(feats, one_by_one)
 
 
 def test_extract_features_names_bad_file(tiny_corpus, tmp_path):

@@ -47,6 +47,17 @@ def test_linear_power_reproduces_the_mel_and_stays_non_negative():
     assert torch.linalg.norm(remelled - mel_power) / torch.linalg.norm(mel_power) < 0.05
 
 
+def test_blocked_nnls_updates_are_the_dense_ones():
+    inverter = MelInverter(CONFIG, nnls_iter=5)
+    wave = tone(300.0, 0.5, RATE) + tone(2500.0, 0.5, RATE)
+    mel_power = torch.pow(10.0, torch.from_numpy(log_mel(np.stack([wave, wave / 3]), CONFIG)) / 10.0)
+    fb = inverter.inverse_mel.fb  # (freq, n_mels)
+    power = inverter.inverse_mel(mel_power).clamp_min(1e-10)
+    for _ in range(5):  # Lee & Seung's update with the dense filterbank
+        power = power * (fb @ mel_power) / (fb @ (fb.T @ power)).clamp_min(1e-30)
+    torch.testing.assert_close(inverter.linear_power(mel_power), power, rtol=1e-4, atol=1e-9)
+
+
 def test_batch_matches_single_and_numpy_matches_torch():
     waves = np.stack([tone(440.0, 0.5, RATE), tone(700.0, 0.5, RATE, amplitude=0.1)])
     mel_db = log_mel(waves, CONFIG)
