@@ -2,13 +2,15 @@
 plain per-file librosa loop a user would otherwise write, in one process on one machine.
 
     python benchmarks/feature_extraction.py [--data DIR] [--limit N] [--repeats 3] [--stages]
+                                            [--batch-size 8] [--workers N]
 
 Each repeat times the librosa loop, emogan's first (cold cache) run and its cached re-run
 (median of five; the first re-run in a process pays page faults for fresh memory), one after
 the other. Prints every repeat, the fastest of each (the least disturbed by other jobs on a
 shared CPU), the speed-ups of the fastest, and the largest difference between the two feature
 sets (same parameters). Every figure includes the per-bin standardisation, fitted on the
-features.
+features. ``--batch-size`` and ``--workers`` are passed to ``extract_features``; each first run
+also reports the minor page faults it caused.
 
 ``--stages`` first times each step of a first run on its own, one file or batch after another
 on one thread (what the threads of ``extract_features`` share out), with librosa's trim beside
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import tempfile
 import time
 
@@ -93,17 +96,22 @@ def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, floa
     return times, same, computed
 
 
-def one_repeat(paths, config: AudioConfig) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+def one_repeat(paths, config: AudioConfig, **options) -> tuple[dict[str, float], np.ndarray,
+                                                                np.ndarray]:
     """Seconds of the librosa loop, emogan's first run and its cached re-run (median of five),
-    and both feature sets, standardised."""
+    the first run's minor page faults, and both feature sets, standardised. ``options`` go to
+    ``extract_features``."""
     baseline, t_base = timed(lambda: standardised(librosa_loop(paths, config)))
     with tempfile.TemporaryDirectory() as cache:
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         ours, t_first = timed(lambda: standardised(
-            extract_features(paths, config, cache, progress=False)))
+            extract_features(paths, config, cache, progress=False, **options)))
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         reruns = sorted(timed(lambda: standardised(extract_features(paths, config, cache,
                                                                   progress=False)))[1]
                         for _ in range(5))
-    return {"librosa": t_base, "first": t_first, "cached": reruns[2]}, baseline, ours
+    times = {"librosa": t_base, "first": t_first, "cached": reruns[2], "faults": faults}
+    return times, baseline, ours
 
 
 def main() -> None:
@@ -113,6 +121,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="report the fastest of each")
     parser.add_argument("--stages", action="store_true",
                         help="first time each step of a first run on one thread")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--workers", type=int, help="threads (default: one a core)")
     args = parser.parse_args()
     table = load_corpus(args.data or default_corpus())
     paths = list(table.path)[: args.limit]
@@ -130,20 +140,23 @@ def main() -> None:
         extract_features(paths[:1], config, warm, progress=False)
     runs = []
     for repeat in range(args.repeats):
-        times, baseline, ours = one_repeat(paths, config)
+        times, baseline, ours = one_repeat(paths, config, batch_size=args.batch_size,
+                                           workers=args.workers)
         runs.append(times)
         print(f"repeat {repeat + 1}: librosa loop {times['librosa']:.2f} s | emogan first "
-              f"{times['first']:.2f} s ({times['librosa'] / times['first']:.1f}x) | cached "
-              f"{times['cached']:.3f} s ({times['librosa'] / times['cached']:.0f}x)")
+              f"{times['first']:.2f} s ({times['librosa'] / times['first']:.1f}x, "
+              f"{times['faults']} page faults) | cached {times['cached']:.3f} s "
+              f"({times['librosa'] / times['cached']:.0f}x)")
     best = {key: min(run[key] for run in runs) for key in runs[0]}
     result = {
         "files": len(paths), "machine": f"{platform.machine()} CPU x{torch.get_num_threads()} threads",
-        "repeats": args.repeats,
+        "repeats": args.repeats, "batch_size": args.batch_size, "workers": args.workers,
         "librosa_loop_s": round(best["librosa"], 2), "emogan_first_s": round(best["first"], 2),
         "emogan_cached_s": round(best["cached"], 3),
         "speedup_first": round(best["librosa"] / best["first"], 1),
         "speedup_cached": round(best["librosa"] / best["cached"], 1),
         "speedup_first_per_repeat": [round(run["librosa"] / run["first"], 1) for run in runs],
+        "first_run_page_faults": [run["faults"] for run in runs],
         "max_abs_diff_normalised": float(np.abs(ours - baseline).max()),
     }
     print(f"{len(paths)} files, fastest of {args.repeats}: librosa loop {best['librosa']:.2f} s | "
