@@ -1,7 +1,7 @@
 """Benchmark 1: whole-corpus feature extraction, emogan's batched cached pipeline against the
 plain per-file librosa loop a user would otherwise write, in one process on one machine.
 
-    python benchmarks/feature_extraction.py [--data DIR] [--limit N] [--repeats 3] [--stages]
+    python benchmarks/feature_extraction.py [--data DIR] [--limit N] [--repeats 5] [--stages]
                                             [--batch-size 8] [--workers N]
 
 Each repeat times the librosa loop, emogan's first (cold cache) run and its cached re-run
@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="corpus folder (default: the configured corpus)")
     parser.add_argument("--limit", type=int, help="use only the first N files")
-    parser.add_argument("--repeats", type=int, default=3, help="report the fastest of each")
+    parser.add_argument("--repeats", type=int, default=5, help="report the fastest of each")
     parser.add_argument("--stages", action="store_true",
                         help="first time each step of a first run on one thread")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
