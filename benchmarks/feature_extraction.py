@@ -61,10 +61,19 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, float]:
+def frame_share(batches: list[list[int]], waves: list[np.ndarray], config: AudioConfig) -> float:
+    """Share of all frames that LogMel computes for these batches: in each, the frames up to
+    half a window after its longest clip."""
+    computed = sum(len(batch) * config.frames(min(config.n_samples, config.n_fft // 2 + max(
+        waves[i].size for i in batch))) for batch in batches)
+    return computed / (len(waves) * config.n_frames)
+
+
+def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, list[float]]:
     """Seconds of each first-run step over ``paths``, one after another on one torch thread; in
     how many files the package's trim cut the same samples as librosa's; and the share of all
-    frames that the log-mels of the length-sorted batches compute."""
+    frames that the log-mels compute, for the length-sorted batches and for batches in file
+    order."""
     times: dict[str, float] = {}
     decoded, times["decode"] = timed(lambda: [read_audio(path) for path in paths])
     waves, times["resample"] = timed(lambda: [resample(w, rate, config.sample_rate)
@@ -78,9 +87,9 @@ def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, floa
                for start in range(0, len(trimmed), SORT_CHUNK)
                for batch in batches_by_length([w.size for w in trimmed[start:start + SORT_CHUNK]],
                                               BATCH_SIZE)]
-    # LogMel computes the frames up to half a window after a batch's longest clip
-    computed = sum(len(batch) * config.frames(min(config.n_samples, config.n_fft // 2 + max(
-        trimmed[i].size for i in batch))) for batch in batches) / (len(paths) * config.n_frames)
+    in_file_order = [list(range(start, min(start + BATCH_SIZE, len(trimmed))))
+                     for start in range(0, len(trimmed), BATCH_SIZE)]
+    computed = [frame_share(batches, trimmed, config), frame_share(in_file_order, trimmed, config)]
     rows, times["pad into length-sorted batches"] = timed(lambda: [torch.from_numpy(
         stack_fixed_length([trimmed[i] for i in batch], config.n_samples)) for batch in batches])
     transform, threads = LogMel(config), torch.get_num_threads()
@@ -131,8 +140,8 @@ def main() -> None:
         stage_times(paths[:BATCH_SIZE], config)  # warm-up: lazy imports, first allocations
         times, same, computed = stage_times(paths, config)
         print(f"first-run steps, one thread, {len(paths)} files (trim_silence cut the same "
-              f"samples as librosa in {same} of them; the sorted batches compute "
-              f"{computed:.0%} of the frames):")
+              f"samples as librosa in {same} of them; the length-sorted batches compute "
+              f"{computed[0]:.0%} of the frames, in file order {computed[1]:.0%}):")
         for stage, seconds in times.items():
             print(f"  {stage:<44} {seconds:6.2f} s")
     with tempfile.TemporaryDirectory() as warm:  # first calls pay one-off lazy imports: not timed
