@@ -100,8 +100,9 @@ def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, list
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
         cache = FeatureCache(folder, config)
+        order = [i for batch in batches for i in batch]  # the rows of the mels
         _, times["write the cache shard"] = timed(lambda: cache.write(
-            [cache.identity(path) for path in paths], torch.cat(mels).numpy()))
+            [cache.identity(paths[i]) for i in order], torch.cat(mels).numpy()))
     return times, same, computed
 
 
