@@ -9,10 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tone
-from emogan_utils.data import load_corpus
 import emogan_utils.features as features
-from emogan_utils.data import ravdess_name
+from conftest import tone
+from emogan_utils.data import load_corpus, ravdess_name
 from emogan_utils.features import (
     AudioConfig, AudioError, FeatureCache, LogMel, MelFilterbank, Normalizer, batches_by_length,
     corpus_features, db_to_power, extract_features, fit_per_speaker, fix_length, load_audio,
