@@ -64,8 +64,8 @@ def timed(fn):
 def frame_share(batches: list[list[int]], waves: list[np.ndarray], config: AudioConfig) -> float:
     """Share of all frames that LogMel computes for these batches: in each, the frames up to
     half a window after its longest clip."""
-    computed = sum(len(batch) * config.frames(min(config.n_samples, config.n_fft // 2 + max(
-        waves[i].size for i in batch))) for batch in batches)
+    computed = sum(len(batch) * config.frames(config.sound_stop(
+        max(waves[i].size for i in batch), config.n_samples)) for batch in batches)
     return computed / (len(waves) * config.n_frames)
 
 

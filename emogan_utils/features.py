@@ -63,6 +63,11 @@ class AudioConfig:
         """Frames that the centred STFT (and so the log-mel) gives for ``samples`` samples."""
         return 1 + samples // self.hop_length
 
+    def sound_stop(self, end: int, samples: int) -> int:
+        """Samples of a ``samples``-long row that the centred STFT must see when every sample
+        from ``end`` on is zero: half a window more. Frames after those see only zeros."""
+        return min(samples, end + self.n_fft // 2)
+
     def key(self) -> str:
         """A short hash of all parameters, used to key caches and check checkpoints."""
         text = json.dumps(asdict(self), sort_keys=True)
@@ -280,7 +285,7 @@ class LogMel(torch.nn.Module):
         frames = self.config.frames(wave.shape[-1])
         sound = wave.reshape(-1, wave.shape[-1]).abs().amax(0).ne(0).nonzero()
         end = int(sound[-1]) + 1 if len(sound) else 0
-        wave = wave[..., :min(wave.shape[-1], end + self.config.n_fft // 2)]
+        wave = wave[..., :self.config.sound_stop(end, wave.shape[-1])]
         parts = torch.view_as_real(stft(wave, self.config, self.window).transpose(-1, -2))
         power = parts[..., 0].square().addcmul_(parts[..., 1], parts[..., 1])  # (..., frames, freq)
         mel = torch.nn.functional.pad(self.filterbank(power), (0, 0, 0, frames - power.shape[-2]))

@@ -29,6 +29,7 @@ def write(path, wave, rate, subtype="PCM_16"):
 def test_config_key_and_frames():
     assert CFG.n_samples == 48000 and CFG.n_frames == 188
     assert (CFG.frames(255), CFG.frames(256), CFG.frames(48000)) == (1, 2, 188)
+    assert (CFG.sound_stop(5000, 48000), CFG.sound_stop(47800, 48000)) == (5512, 48000)
     assert CFG.key() == AudioConfig().key() != AudioConfig(n_mels=64).key()
     assert AudioConfig.from_dict(CFG.to_dict()) == CFG
     assert AudioConfig(hop_length=200).differences(CFG) == ["hop_length: 200 != 256"]
