@@ -10,6 +10,8 @@ import functools
 import hashlib
 import json
 import os
+import re
+import shutil
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -438,8 +440,16 @@ sorting a whole corpus, 82 % and 87 % in file order), and the decoded chunks in 
 a few tens of MB."""
 
 
+FEATURES_VERSION = 2
+"""Version of the code that turns audio into log-mels, part of every cache folder's name beside
+the parameters' key. Bump it with any change that gives other features for the same audio and
+:class:`AudioConfig` (more than float rounding): caches of older code are then never read, and
+are deleted at the next write. Version 1 is the folders named ``logmel-<key>`` alone."""
+
+
 class FeatureCache:
-    """Log-mels on disk in shards, under a folder named by the audio parameters' key.
+    """Log-mels on disk in shards, under a folder named by the feature code's version and the
+    audio parameters' key: ``logmel-v<FEATURES_VERSION>-<key>``.
 
     Each extraction writes the features it had to compute as one shard: ``shard-<id>.npy``
     ``(N, n_mels, frames)``, then ``shard-<id>.json``, the N files' identities (absolute path,
@@ -448,13 +458,14 @@ class FeatureCache:
     An edited file has a new identity and is recomputed; features made with other parameters
     live in another folder, so they are never reused. Reading memory-maps the shards and copies
     the rows asked for: a re-run over the same files is one sequential read, any subset is
-    served, and nothing is stored twice. Rows of files edited since stay behind: delete the
-    folder to reclaim their space.
+    served, and nothing is stored twice. Each write then deletes what no read can serve any more
+    (:meth:`prune`); a shard that still serves any of its rows is kept whole.
     """
 
     def __init__(self, root: str | os.PathLike, config: AudioConfig):
         self.config = config
-        self.dir = Path(root) / f"logmel-{config.key()}"
+        self.root = Path(root)
+        self.dir = self.root / f"logmel-v{FEATURES_VERSION}-{config.key()}"
 
     @staticmethod
     def identity(path: str | os.PathLike) -> str:
@@ -517,6 +528,48 @@ class FeatureCache:
         shard = self.shard(identities)
         storage.write_npy(shard, np.asarray(mel_db, dtype=np.float32))
         storage.write_json(shard.with_suffix(".json"), list(identities))
+        self.prune()
+
+    def prune(self) -> list[Path]:
+        """Delete what no read can serve any more, and return it:
+
+        - folders of older feature code (:data:`FEATURES_VERSION`) under the same root;
+        - shards none of whose rows is the newest entry of a file as it is now: each file was
+          extracted again into a newer shard, or edited since. A missing file keeps its rows
+          (a disk not mounted now may come back).
+
+        Another process reading a deleted shard finds it gone and recomputes its files.
+        """
+        removed = [folder for folder in self.root.glob("logmel-*")
+                   if folder.is_dir() and _cache_version(folder.name) < FEATURES_VERSION]
+        for folder in removed:
+            shutil.rmtree(folder, ignore_errors=True)
+        live = {shard for ident, (shard, _) in self.index().items() if not _edited(ident)}
+        for index in sorted(self.dir.glob("shard-*.json")):
+            shard = index.with_suffix(".npy")
+            if shard not in live:
+                index.unlink(missing_ok=True)  # the index first: no index without its data
+                shard.unlink(missing_ok=True)
+                removed += [index, shard]
+        return removed
+
+
+def _cache_version(name: str) -> int:
+    """Feature-code version of a cache folder's name; a name not of a cache folder is the
+    current version, so that it is left alone."""
+    match = re.fullmatch(r"logmel-(?:v(\d+)-)?[0-9a-f]{12}", name)
+    if match is None:
+        return FEATURES_VERSION
+    return int(match.group(1) or 1)
+
+
+def _edited(identity: str) -> bool:
+    """Whether the file of a cache identity now has another size or modification time."""
+    path = identity.rsplit("|", 2)[0]
+    try:
+        return FeatureCache.identity(path) != identity
+    except OSError:  # missing: kept, it may come back
+        return False
 
 
 def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = AudioConfig(),

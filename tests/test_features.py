@@ -249,7 +249,8 @@ def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
     first = extract_features(paths, CFG, cache_dir, progress=False)
     assert first.shape == (16, 80, 188)
     assert np.allclose(first[3], log_mel(load_audio(paths[3], CFG), CFG), atol=1e-4)
-    folder = cache_dir / f"logmel-{CFG.key()}"
+    folder = FeatureCache(cache_dir, CFG).dir
+    assert folder.name == f"logmel-v{features.FEATURES_VERSION}-{CFG.key()}"
     shards = sorted(folder.glob("shard-*"))
     assert [s.suffix for s in shards] == [".json", ".npy"]
     mtimes = [s.stat().st_mtime_ns for s in shards]
@@ -259,7 +260,8 @@ def test_extract_features_caches_and_keys_by_config(tiny_corpus, tmp_path):
     assert [s.stat().st_mtime_ns for s in shards] == mtimes
     other = AudioConfig(n_mels=64)
     assert extract_features(paths, other, cache_dir, progress=False).shape == (16, 64, 188)
-    assert (cache_dir / f"logmel-{other.key()}").is_dir()  # never reuses the 80-mel entries
+    assert FeatureCache(cache_dir, other).dir.is_dir()  # never reuses the 80-mel entries
+    assert folder.is_dir()  # nor deletes them
 
 
 def test_cache_serves_subsets_recomputes_edited_and_damaged(tiny_corpus, tmp_path):
@@ -296,6 +298,50 @@ def test_cache_read_write_follow_file_identity(tiny_corpus, tmp_path):
     write(path, tone(900, 1.0, 22050), 22050)
     os.utime(path, ns=(1, 1))
     assert not cache.read([cache.identity(path)], np.zeros_like(out)).any()
+
+
+def test_cache_prunes_shards_that_serve_no_file(tiny_corpus, tmp_path):
+    a, b, c = sorted((tiny_corpus / "Actor_01").iterdir())[:3]
+    q = tmp_path / "elsewhere" / a.name
+    q.parent.mkdir()
+    q.write_bytes(a.read_bytes())
+    cache = FeatureCache(tmp_path / "cache", CFG)
+    rows = np.zeros((2, 80, 188), np.float32)
+    cache.write([cache.identity(a), cache.identity(b)], rows)
+    s_ab = cache.shard([cache.identity(a), cache.identity(b)])
+    cache.write([cache.identity(c)], rows[:1])
+    s_c = cache.shard([cache.identity(c)])
+    cache.write([cache.identity(q)], rows[:1])
+    s_q = cache.shard([cache.identity(q)])
+    assert all(s.exists() for s in (s_ab, s_c, s_q))
+    q.unlink()  # a missing file keeps its rows
+    os.utime(a, ns=(1, 1))  # edited: its old rows serve nothing
+    cache.write([cache.identity(a)], rows[:1])
+    assert s_ab.exists()  # still serves b
+    os.utime(b, ns=(2, 2))
+    cache.write([cache.identity(b)], rows[:1])
+    assert not s_ab.exists() and not s_ab.with_suffix(".json").exists()
+    s_b = cache.shard([cache.identity(b)])
+    cache.write([cache.identity(b), cache.identity(c)], np.ones((2, 80, 188), np.float32))
+    assert not s_b.exists() and not s_c.exists() and s_q.exists()  # b and c extracted again
+    out = np.zeros((3, 80, 188), np.float32)
+    assert cache.read([cache.identity(p) for p in (a, b, c)], out).all()
+    assert np.all(out[0] == 0.0) and np.all(out[1:] == 1.0)
+    assert len(list(cache.dir.glob("shard-*.npy"))) == 3  # q's, a's, and b's and c's
+
+
+def test_cache_of_older_feature_code_is_never_read_and_deleted(tiny_corpus, tmp_path):
+    paths = list(load_corpus(tiny_corpus).path)
+    old = FeatureCache(tmp_path, CFG)
+    old.dir = tmp_path / f"logmel-{CFG.key()}"  # how version 1 named its folder
+    old.write([old.identity(p) for p in paths], np.full((16, 80, 188), 7.0, np.float32))
+    unrelated = tmp_path / "logmel-notes"
+    unrelated.mkdir()
+    fresh = extract_features(paths, CFG, tmp_path, progress=False)
+    assert np.allclose(fresh[3], log_mel(load_audio(paths[3], CFG), CFG), atol=1e-4)
+    assert not old.dir.exists() and unrelated.is_dir()
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith("logmel-v")] == \
+        [FeatureCache(tmp_path, CFG).dir.name]
 
 
 def test_batched_extraction_equals_file_by_file(tiny_corpus):
