@@ -4,6 +4,9 @@ The archive is fetched to ``DEST/.download/<archive>.part`` (resumed with an HTT
 request after an interruption), checked against its MD5, unpacked into a temporary
 ``DEST/.extract-XXXX`` folder, checked with :func:`emogan_utils.data.load_corpus`, and only then
 moved to ``DEST/RAVDESS``. An interrupted or failed run never leaves a half corpus there.
+One download runs into a ``DEST`` at a time: it holds ``DEST/.download.lock`` (an OS file lock,
+freed when its process ends however it ends), and a second one stops with an error at once
+rather than write into the same partial archive or delete the first one's extraction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from emogan_utils.config import EmoganError
@@ -33,6 +37,7 @@ RAVDESS_URL = "https://zenodo.org/record/1188976/files/Audio_Speech_Actors_01-24
 RAVDESS_MD5 = "bc696df654c87fed845eb13823edef8a"
 
 DOWNLOAD_DIR = ".download"
+LOCK_NAME = ".download.lock"
 EXTRACT_PREFIX = ".extract-"
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -47,12 +52,28 @@ def download_ravdess(dest: str | os.PathLike, url: str = RAVDESS_URL, md5: str |
     """Fetch, verify and unpack RAVDESS speech into ``dest/name``; return that corpus root."""
     dest = Path(dest).expanduser()
     final = dest / name
-    if _has_files(final):
-        _say(f"{final} already exists and holds files; not downloading (delete it to fetch again).")
-        return final
     if final.exists() and not final.is_dir():
         raise DownloadError(f"{final} exists and is not a folder; refusing to overwrite it")
     dest.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(dest / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DownloadError(f"Another download into {dest} is running (it holds "
+                            f"{dest / LOCK_NAME}); wait for it to end, then run again") from None
+    try:
+        return _download_locked(dest, final, url, md5, progress, chunk_size, timeout,
+                                keep_archive)
+    finally:
+        lock.release()
+
+
+def _download_locked(dest: Path, final: Path, url: str, md5: str | None, progress: bool,
+                     chunk_size: int, timeout: float, keep_archive: bool) -> Path:
+    """:func:`download_ravdess`'s work, under its lock."""
+    if _has_files(final):
+        _say(f"{final} already exists and holds files; not downloading (delete it to fetch again).")
+        return final
     _remove_stale_extracts(dest)
     archive = dest / DOWNLOAD_DIR / archive_name(url)
     if not archive.exists():

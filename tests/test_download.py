@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from filelock import FileLock
 
 from emogan_utils.data import CorpusError, load_corpus, ravdess_name
 from emogan_utils.download import DownloadError, download_ravdess
@@ -213,6 +214,17 @@ def test_stale_extract_folder_is_removed(server, tmp_path: Path) -> None:
     (stale / "Actor_01" / "half.wav").write_bytes(b"")
     _get(server, tmp_path)
     assert not stale.exists()
+
+
+def test_second_download_into_the_same_folder_stops_at_once(server, tmp_path: Path) -> None:
+    running = tmp_path / ".extract-running"  # the first download's extraction in progress
+    (running / "Actor_01").mkdir(parents=True)
+    with FileLock(tmp_path / ".download.lock"):
+        with pytest.raises(DownloadError, match="Another download into .* is running"):
+            _get(server, tmp_path)
+    assert server.requests == [] and running.is_dir()  # fetched nothing, deleted nothing
+    assert _get(server, tmp_path) == tmp_path / "RAVDESS"  # the lock is free again
+    assert not running.exists()  # stale now: nobody holds the lock
 
 
 def test_http_error_is_reported(server, tmp_path: Path) -> None:
