@@ -544,7 +544,11 @@ class FeatureCache:
                    if folder.is_dir() and _cache_version(folder.name) < FEATURES_VERSION]
         for folder in removed:
             shutil.rmtree(folder, ignore_errors=True)
-        live = {shard for ident, (shard, _) in self.index().items() if not _edited(ident)}
+        serves: dict[Path, list[str]] = {}
+        for ident, (shard, _) in self.index().items():
+            serves.setdefault(shard, []).append(ident)
+        # a shard is live once one of its files is unedited: one stat for most shards
+        live = {shard for shard, idents in serves.items() if not all(map(_edited, idents))}
         for index in sorted(self.dir.glob("shard-*.json")):
             shard = index.with_suffix(".npy")
             if shard not in live:
