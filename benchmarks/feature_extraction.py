@@ -34,6 +34,7 @@ from emogan_utils.data import default_corpus, load_corpus
 from emogan_utils.features import (BATCH_SIZE, SORT_CHUNK, AudioConfig, FeatureCache, LogMel,
                                    Normalizer, batches_by_length, extract_features, read_audio,
                                    resample, stack_fixed_length, trim_silence)
+from emogan_utils.threads import torch_threads
 
 
 def librosa_loop(paths, config: AudioConfig) -> np.ndarray:
@@ -92,12 +93,10 @@ def stage_times(paths, config: AudioConfig) -> tuple[dict[str, float], int, list
     computed = [frame_share(batches, trimmed, config), frame_share(in_file_order, trimmed, config)]
     rows, times["pad into length-sorted batches"] = timed(lambda: [torch.from_numpy(
         stack_fixed_length([trimmed[i] for i in batch], config.n_samples)) for batch in batches])
-    transform, threads = LogMel(config), torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.no_grad():
+    transform = LogMel(config)
+    with torch.no_grad(), torch_threads(1):
         mels, times["log-mel (STFT, power, filterbank, dB)"] = timed(
             lambda: [transform(batch) for batch in rows])
-    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
         cache = FeatureCache(folder, config)
         order = [i for batch in batches for i in batch]  # the rows of the mels

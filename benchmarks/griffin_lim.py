@@ -7,9 +7,11 @@ magnitude. Target: the package at least 10x faster with SC no worse.
 
 librosa's FFTs run on one thread whatever the machine; torch uses every core by default. The
 package is timed on one torch thread (like for like) and on torch's default thread count (what
-a user gets), and each time is compared with the same librosa run. Each time is then split into
-the package's own stage (mel to linear power: least squares and NNLS updates) and torchaudio's
-``GriffinLim``, which bounds the ratio the package can reach.
+a user gets: the batch spread over one worker thread per core), each time against the same
+librosa run; with more than one thread, the same batch is also timed in one call on torch's
+intra-op threads (how the package ran before). Each time is then split into the package's own
+stage (mel to linear power: least squares and NNLS updates) and torchaudio's ``GriffinLim``,
+which bounds the ratio the package can reach.
 
     python benchmarks/griffin_lim.py [--clips 8] [--n-iter 32] [--nnls-iter 30] [--repeats 3]
 
@@ -31,6 +33,7 @@ import torch
 
 from emogan_utils.features import AudioConfig, db_to_power, load_audio, log_mel
 from emogan_utils.inversion import MelInverter, griffin_lim, waveform_spectral_convergence
+from emogan_utils.threads import map_batch
 
 RAVDESS_16K = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 
@@ -81,9 +84,9 @@ def split_times(repeats: int, mel_db: np.ndarray, config: AudioConfig, n_iter: i
     ``GriffinLim`` on the magnitude."""
     inverter = MelInverter(config, n_iter=n_iter, length=config.n_samples, nnls_iter=nnls_iter)
     mel_power = db_to_power(torch.from_numpy(mel_db))
-    with torch.no_grad():
-        power_s, power = best_time(repeats, lambda: inverter.linear_power(mel_power))
-        loop_s, _ = best_time(repeats, lambda: inverter.griffin_lim(power.sqrt()))
+    with torch.no_grad():  # each spread over the cores as MelInverter.forward spreads a batch
+        power_s, power = best_time(repeats, lambda: map_batch(inverter.linear_power, mel_power))
+        loop_s, _ = best_time(repeats, lambda: map_batch(inverter.griffin_lim, power.sqrt()))
     return power_s, loop_s
 
 
@@ -120,6 +123,14 @@ def main() -> None:
         power_s, loop_s = split_times(args.repeats, mel_db, config, args.n_iter, args.nnls_iter)
         print(f"  of which mel -> linear power {power_s:.2f} s, torchaudio's GriffinLim "
               f"{loop_s:.2f} s (librosa's time over GriffinLim alone: {theirs_s / loop_s:.1f}x)")
+        if threads > 1:
+            inverter = MelInverter(config, args.n_iter, length=config.n_samples,
+                                   nnls_iter=args.nnls_iter)
+            with torch.no_grad():
+                one_call_s, _ = best_time(args.repeats,
+                                          lambda: inverter.invert(torch.from_numpy(mel_db)))
+            print(f"  the same batch in one call on {threads} intra-op threads (what the "
+                  f"package did before it spread batches over worker threads): {one_call_s:.2f} s")
     torch.set_num_threads(default_threads)
 
 

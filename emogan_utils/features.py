@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from emogan_utils import storage
 from emogan_utils.config import EmoganError
+from emogan_utils.threads import torch_threads
 
 
 class AudioError(EmoganError):
@@ -684,22 +685,17 @@ def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarra
                 for start in range(0, len(chunk), batch_size)]
 
     chunks = [todo[start:start + SORT_CHUNK] for start in range(0, len(todo), SORT_CHUNK)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, \
-                tqdm(total=len(todo), desc="log-mel", unit="file", disable=not progress) as bar:
-            decoding, computing = decode(pool, chunks[0]), []
-            for k, chunk in enumerate(chunks):
-                waves = [pair for task in decoding for pair in task.result()]
-                bar.update(len(chunk) - len(waves))  # unusable files are done too
-                # queued ahead of this chunk's mels, so that the workers never wait for it
-                decoding = decode(pool, chunks[k + 1]) if k + 1 < len(chunks) else []
-                for task in computing:
-                    bar.update(task.result())
-                batches = batches_by_length([wave.size for _, wave in waves], batch_size)
-                computing = [pool.submit(mels, [waves[j] for j in batch]) for batch in batches]
+    with torch_threads(1), ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, \
+            tqdm(total=len(todo), desc="log-mel", unit="file", disable=not progress) as bar:
+        decoding, computing = decode(pool, chunks[0]), []
+        for k, chunk in enumerate(chunks):
+            waves = [pair for task in decoding for pair in task.result()]
+            bar.update(len(chunk) - len(waves))  # unusable files are done too
+            # queued ahead of this chunk's mels, so that the workers never wait for it
+            decoding = decode(pool, chunks[k + 1]) if k + 1 < len(chunks) else []
             for task in computing:
                 bar.update(task.result())
-    finally:
-        torch.set_num_threads(threads)
+            batches = batches_by_length([wave.size for _, wave in waves], batch_size)
+            computing = [pool.submit(mels, [waves[j] for j in batch]) for batch in batches]
+        for task in computing:
+            bar.update(task.result())

@@ -35,6 +35,7 @@ from emogan_utils.data import (EMOTIONS, INTENSITIES, STATEMENTS, CorpusError, l
                                recording)
 from emogan_utils.features import AudioConfig, AudioError, read_audio
 from emogan_utils.inference import Classifier, Translator, load_classifier, predict
+from emogan_utils.threads import torch_threads
 from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
                                 train_classifier, train_gan)
 
@@ -100,18 +101,6 @@ def upload_source(name: str, content: bytes, max_seconds: float) -> Source:
 
 
 # --- computing one choice --------------------------------------------------------------------
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (unchanged when None), then restore the setting."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
     """A mono waveform as 16-bit WAV file bytes (clipped, not normalised: loudness is a cue)."""

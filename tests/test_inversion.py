@@ -6,6 +6,7 @@ from conftest import tone
 from emogan_utils.features import AudioConfig, log_mel
 from emogan_utils.inversion import (MelInverter, griffin_lim, reconstruct, spectral_convergence,
                                     stft_magnitude, waveform_spectral_convergence)
+from emogan_utils.threads import torch_threads
 
 CONFIG = AudioConfig()
 RATE = CONFIG.sample_rate
@@ -67,6 +68,17 @@ def test_batch_matches_single_and_numpy_matches_torch():
     assert isinstance(from_numpy, torch.Tensor)
     torch.testing.assert_close(batch[1], single, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(from_numpy, single)
+
+
+def test_a_batch_spread_over_threads_inverts_as_one_call():
+    waves = np.stack([tone(200.0 + 100 * k, 0.5, RATE) for k in range(5)])
+    mel_db = torch.from_numpy(log_mel(waves, CONFIG)).reshape(5, 1, CONFIG.n_mels, -1)
+    inverter = MelInverter(CONFIG, n_iter=4)
+    with torch.no_grad(), torch_threads(2):
+        spread = inverter(mel_db)
+        whole = inverter.invert(mel_db.reshape(5, CONFIG.n_mels, -1))
+    assert spread.shape == (5, 1, whole.shape[-1])
+    torch.testing.assert_close(spread.reshape(whole.shape), whole, atol=1e-6, rtol=1e-5)
 
 
 def test_output_length():
