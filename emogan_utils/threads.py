@@ -32,7 +32,7 @@ def map_batch(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor,
     """``fn(batch)`` for an ``fn`` that treats the rows (first axis) of ``batch`` independently.
 
     On a CPU with ``workers`` > 1 (default: torch's thread count) and more than one row, the
-    rows are cut into at most ``2 * workers`` equal chunks, which ``workers`` threads compute,
+    rows are cut into chunks of ``ceil(rows / (2 * workers))``, which ``workers`` threads compute,
     each on one torch thread and in the caller's grad mode; the results are concatenated in
     order: ``fn(batch)``'s up to the float rounding of kernels that block by batch size.
     Elsewhere (a GPU, one row, one thread) it is ``fn(batch)``.
