@@ -78,11 +78,9 @@ def best_time(repeats: int, run: Callable[[], np.ndarray]) -> tuple[float, np.nd
     return best, result
 
 
-def split_times(repeats: int, mel_db: np.ndarray, config: AudioConfig, n_iter: int,
-                nnls_iter: int) -> tuple[float, float]:
+def split_times(repeats: int, mel_db: np.ndarray, inverter: MelInverter) -> tuple[float, float]:
     """Fastest seconds of the package's two stages: mel to linear power, then torchaudio's
     ``GriffinLim`` on the magnitude."""
-    inverter = MelInverter(config, n_iter=n_iter, length=config.n_samples, nnls_iter=nnls_iter)
     mel_power = db_to_power(torch.from_numpy(mel_db))
     with torch.no_grad():  # each spread over the cores as MelInverter.forward spreads a batch
         power_s, power = best_time(repeats, lambda: map_batch(inverter.linear_power, mel_power))
@@ -109,6 +107,7 @@ def main() -> None:
     sc_theirs = waveform_spectral_convergence(waves, theirs, config)
     print(f"librosa.feature.inverse.mel_to_audio:  {theirs_s:7.2f} s  SC {sc_theirs:.3f}")
 
+    inverter = MelInverter(config, args.n_iter, length=config.n_samples, nnls_iter=args.nnls_iter)
     default_threads = torch.get_num_threads()
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
@@ -120,12 +119,10 @@ def main() -> None:
               f"{threads} torch thread(s): {ours_s:7.2f} s  SC {sc_ours:.3f}; "
               f"speed ratio {theirs_s / ours_s:.1f}x; SC difference (ours - librosa) "
               f"{sc_ours - sc_theirs:+.3f}")
-        power_s, loop_s = split_times(args.repeats, mel_db, config, args.n_iter, args.nnls_iter)
+        power_s, loop_s = split_times(args.repeats, mel_db, inverter)
         print(f"  of which mel -> linear power {power_s:.2f} s, torchaudio's GriffinLim "
               f"{loop_s:.2f} s (librosa's time over GriffinLim alone: {theirs_s / loop_s:.1f}x)")
         if threads > 1:
-            inverter = MelInverter(config, args.n_iter, length=config.n_samples,
-                                   nnls_iter=args.nnls_iter)
             with torch.no_grad():
                 one_call_s, _ = best_time(args.repeats,
                                           lambda: inverter.invert(torch.from_numpy(mel_db)))
