@@ -1,8 +1,10 @@
-"""Shared fixtures: the real RAVDESS sample beside the repo (skipped when absent) and tiny
-RAVDESS-named audio made on the fly."""
+"""Shared fixtures: the real RAVDESS sample beside the repo (skipped when absent), tiny
+RAVDESS-named audio made on the fly, and temporary output folders for the whole session."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,26 @@ def _shared(folder: str, what: str) -> Path:
     if not root.is_dir():
         pytest.skip(f"{what} not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outputs_in_a_temporary_folder(
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Point ``EMOGAN_WORK`` and ``EMOGAN_FIGURES`` at temporary folders unless already set;
+    yields the variables it set.
+
+    Run directly (``python -m pytest tests/...``), tests would otherwise write checkpoints to
+    ``data/`` and figures over the tracked ones in ``SampleImages/``. ``./run.sh tests`` sets
+    both (to its own temporary folder), and ``EMOGAN_FIGURES=$PWD/SampleImages`` asks for the
+    real figures on purpose; a value that is set is left alone.
+    """
+    made: dict[str, Path] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, folder in (("EMOGAN_WORK", "work"), ("EMOGAN_FIGURES", "figures")):
+            if not os.environ.get(name):
+                made[name] = tmp_path_factory.mktemp(folder)
+                patch.setenv(name, str(made[name]))
+        yield made
 
 
 @pytest.fixture(scope="session")
