@@ -6,4 +6,9 @@ corpus), ``features`` (audio loading, log-mel, normalisation, cache), ``models``
 ``widgets``, ``cli``.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("emogan")
+except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0.1.0"

@@ -9,13 +9,32 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from emogan_utils import __version__
 from emogan_utils.config import EmoganError, Paths
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a message comes (tests and notebooks swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _show_library_messages() -> None:
+    """Show the package's log messages (INFO and up) on stderr; the library itself never
+    configures logging, so in a notebook they stay quiet unless the user asks for them."""
+    log = logging.getLogger("emogan_utils")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
 
 
 def _actors(text: str) -> list[int]:
@@ -184,6 +203,7 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emogan", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("make-corpus", help="make the embedded (synthetic) RAVDESS-format corpus")
@@ -267,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _show_library_messages()
     try:
         return args.func(args)
     except (EmoganError, ValueError, FileNotFoundError, FileExistsError) as err:

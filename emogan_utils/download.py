@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import re
+import secrets
 import shutil
-import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from emogan_utils import storage
 from emogan_utils.config import EmoganError
 from emogan_utils.data import CorpusError, load_corpus
 
@@ -39,6 +40,8 @@ RAVDESS_MD5 = "bc696df654c87fed845eb13823edef8a"
 DOWNLOAD_DIR = ".download"
 LOCK_NAME = ".download.lock"
 EXTRACT_PREFIX = ".extract-"
+
+_log = logging.getLogger(__name__)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -54,6 +57,7 @@ def download_ravdess(dest: str | os.PathLike, url: str = RAVDESS_URL, md5: str |
     final = dest / name
     if final.exists() and not final.is_dir():
         raise DownloadError(f"{final} exists and is not a folder; refusing to overwrite it")
+    storage.check_writable_folder(dest)
     dest.mkdir(parents=True, exist_ok=True)
     lock = FileLock(dest / LOCK_NAME)
     try:
@@ -212,7 +216,10 @@ def verify_md5(path: Path, expected: str) -> None:
 
 def extract_corpus(archive: Path, final: Path) -> Path:
     """Unpack ``archive`` beside ``final``, check it is RAVDESS speech, then move it into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=EXTRACT_PREFIX, dir=final.parent))
+    # Made with the umask's mode, which the corpus keeps once moved (mkdtemp gives 0o700).
+    # The lock keeps other runs out; a stale folder of a killed run was removed before.
+    tmp = final.parent / f"{EXTRACT_PREFIX}{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         safe_extract(archive, tmp)
         root = _corpus_root(tmp)
@@ -288,5 +295,5 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _say(message: str) -> None:
-    """Tell the user what is happening (stderr, like the progress bar)."""
-    print(message, file=sys.stderr)
+    """Tell the user what is happening: a log message (the CLI shows it on stderr)."""
+    _log.info(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -198,14 +199,15 @@ def test_archive_without_ravdess_files_is_rejected(server, tmp_path: Path) -> No
     _assert_no_corpus(tmp_path)
 
 
-def test_existing_corpus_is_returned_untouched(server, tmp_path: Path, capsys) -> None:
+def test_existing_corpus_is_returned_untouched(server, tmp_path: Path, caplog) -> None:
     mine = tmp_path / "RAVDESS" / "Actor_01" / "notes.txt"
     mine.parent.mkdir(parents=True)
     mine.write_text("user data")
-    assert _get(server, tmp_path) == tmp_path / "RAVDESS"
+    with caplog.at_level(logging.INFO, logger="emogan_utils.download"):
+        assert _get(server, tmp_path) == tmp_path / "RAVDESS"
     assert server.requests == []
     assert mine.read_text() == "user data"
-    assert "not downloading" in capsys.readouterr().err
+    assert "not downloading" in caplog.text
 
 
 def test_stale_extract_folder_is_removed(server, tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""What every run leaves behind: file modes, durable writes, the version, log messages, and
+output folders outside the repository."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import emogan_utils
+from emogan_utils import cli, storage
+from emogan_utils.checkpoint import save_checkpoint
+from emogan_utils.config import Paths
+from emogan_utils.features import AudioConfig, Normalizer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it after."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield os.umask
+    os.umask(saved)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    storage.write_bytes(tmp_path / "a.bin", b"x")
+    storage.write_json(tmp_path / "b.json", {"a": 1})
+    storage.write_npy(tmp_path / "c.npy", np.zeros(3))
+    storage.write_audio(tmp_path / "d.wav", np.zeros(160, np.float32), 16000)
+    save_checkpoint(tmp_path / "e.pt", kind="classifier", model_config={},
+                    state={"model": torch.nn.Linear(2, 1).state_dict()}, audio=AudioConfig(),
+                    normalizer=Normalizer(np.zeros(80), np.ones(80)))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["a.bin", "b.json", "c.npy", "d.wav", "e.pt"]  # no temporary files left
+    assert {name: _mode(tmp_path / name) for name in written} == dict.fromkeys(written,
+                                                                               0o666 & ~mask)
+
+
+def test_atomic_write_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path,
+                                                                            monkeypatch):
+    events: list[tuple[str, object]] = []
+    real_replace = os.replace
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        events.append(("fsync-dir" if stat.S_ISDIR(info.st_mode) else "fsync", info.st_size))
+
+    def replace(src, dst) -> None:
+        events.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    storage.write_bytes(tmp_path / "out.bin", b"12345")
+    assert events[:2] == [("fsync", 5), ("replace", "out.bin")]  # the data, then the name
+    if os.name == "posix":
+        assert events[2][0] == "fsync-dir"
+    assert (tmp_path / "out.bin").read_bytes() == b"12345"
+
+
+def test_version_is_the_installed_one(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"emogan {emogan_utils.__version__}"
+    assert emogan_utils.__version__ == metadata.version("emogan")
+
+
+def test_library_messages_are_quiet_unless_the_cli_or_the_user_asks():
+    # A fresh interpreter: importing every module and logging must print nothing, and the
+    # package must not have configured any handler (notebooks stay quiet).
+    program = (
+        "import importlib, logging, pkgutil, emogan_utils\n"
+        "for m in pkgutil.iter_modules(emogan_utils.__path__):\n"
+        "    if m.name not in ('__main__', 'cli', 'widgets'):\n"
+        "        importlib.import_module('emogan_utils.' + m.name)\n"
+        "from emogan_utils import download\n"
+        "download._say('hello from the library')\n"
+        "assert not logging.getLogger().handlers, logging.getLogger().handlers\n"
+        "assert not logging.getLogger('emogan_utils').handlers\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "hello from the library" not in done.stdout + done.stderr
+
+
+def test_the_cli_shows_library_messages_on_stderr(tmp_path, monkeypatch, capsys):
+    from emogan_utils import download
+
+    def fake_download(dest: Path) -> Path:
+        download._say("fetching the archive")
+        return dest / "RAVDESS"
+
+    monkeypatch.setattr(download, "download_ravdess", fake_download)
+    assert cli.main(["download", "--dest", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "fetching the archive" in err and "fetching" not in out
+    assert out.strip().startswith("{")  # stdout keeps only the JSON result line
+
+
+def test_tests_write_outside_the_repository_unless_asked(outputs_in_a_temporary_folder):
+    """Unset, EMOGAN_WORK and EMOGAN_FIGURES point at temporary folders (conftest); a value
+    set on purpose, as ``./run.sh tests`` or a figure refresh does, is kept."""
+    paths = Paths.from_env()
+    chosen = {"EMOGAN_WORK": paths.work, "EMOGAN_FIGURES": paths.figures}
+    for name, folder in outputs_in_a_temporary_folder.items():
+        assert chosen[name] == folder
+        assert REPO not in folder.resolve().parents
+    for name in chosen.keys() - outputs_in_a_temporary_folder.keys():
+        assert chosen[name] == Path(os.environ[name]).expanduser()
