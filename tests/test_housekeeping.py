@@ -3,7 +3,9 @@ output folders outside the repository."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -125,3 +127,51 @@ def test_tests_write_outside_the_repository_unless_asked(outputs_in_a_temporary_
         assert REPO not in folder.resolve().parents
     for name in chosen.keys() - outputs_in_a_temporary_folder.keys():
         assert chosen[name] == Path(os.environ[name]).expanduser()
+
+
+def _name(requirement: str) -> str:
+    """The canonical distribution name of a requirement such as ``torch==2.14.1``."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0]).lower()
+
+
+def _requirements() -> list[str]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return [*project["dependencies"], *(r for extra in project["optional-dependencies"].values()
+                                        for r in extra)]
+
+
+def test_every_imported_package_is_declared():
+    declared = {_name(r) for r in _requirements()}
+    distributions = metadata.packages_distributions()
+    undeclared = {}
+    for file in sorted({*REPO.glob("emogan_utils/*.py"), *REPO.glob("benchmarks/*.py"),
+                        *REPO.glob("tests/*.py")}):
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".")[0] for name in names}:
+                if top in sys.stdlib_module_names or top in ("emogan_utils", "conftest"):
+                    continue
+                if not {_name(d) for d in distributions.get(top, [top])} & declared:
+                    undeclared.setdefault(top, file.relative_to(REPO).as_posix())
+    assert not undeclared, f"imported but not in pyproject.toml: {undeclared}"
+
+
+def test_environment_yml_matches_pyproject():
+    text = (REPO / "environment.yml").read_text()
+    channels = re.search(r"^channels:\n((?:  - .*\n)+)", text, re.M).group(1)
+    assert channels.split() == ["-", "conda-forge"]
+    listed = {_name(line.split("- ", 1)[1]) for line in text.splitlines()
+              if re.match(r"^\s+- [A-Za-z]", line)}
+    conda_names = {"soundfile": "pysoundfile"}
+    for requirement in _requirements():
+        assert conda_names.get(_name(requirement), _name(requirement)) in listed, requirement
+    pip_section = text.split("- pip:", 1)[1]
+    for pinned in ("torch", "torchaudio"):
+        wanted = next(r for r in _requirements() if _name(r) == pinned)
+        assert f"- {wanted}\n" in pip_section, f"{wanted} belongs in the pip: section"
