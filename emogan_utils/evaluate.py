@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from tqdm.auto import tqdm
 from emogan_utils.data import EMOTIONS, emotion_id, translation_items
 from emogan_utils.features import AudioConfig, corpus_features, load_audio, log_mel
 from emogan_utils.inversion import reconstruct
+from emogan_utils.world import WorldConfig, analyze
 
 if TYPE_CHECKING:
     from emogan_utils.inference import Classifier, Translator
@@ -137,9 +140,136 @@ def mcd_dtw(signal_a: np.ndarray, signal_b: np.ndarray, config: AudioConfig = Au
     """
     a, b = (mel_cepstrum(_loud_frames(_as_log_mel(s, config), config.trim_db), config, n_coeffs)
             for s in (signal_a, signal_b))
+    path = dtw_path(a, b)
+    return mel_cepstral_distortion(a[:, path[:, 0]], b[:, path[:, 1]])
+
+
+def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Index pairs ``(steps, 2)``, in time order, of the DTW alignment of two feature sequences
+    ``(dims, T_a)`` and ``(dims, T_b)`` (Euclidean frame distance)."""
     _, path = librosa.sequence.dtw(X=a, Y=b, metric="euclidean")
-    diff = a[:, path[:, 0]] - b[:, path[:, 1]]
+    return path[::-1]
+
+
+def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray) -> float:
+    """MCD in dB between aligned mel-cepstra ``(dims, T)`` without c0: the mean over frames of
+    ``10 / ln 10 * sqrt(2 * sum_k (a_k - b_k)^2)``."""
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     return float(10.0 / np.log(10.0) * np.mean(np.sqrt(2.0 * np.sum(diff ** 2, axis=0))))
+
+
+def f0_rmse_cents(f0_a: np.ndarray, f0_b: np.ndarray) -> float:
+    """RMS difference in cents of two aligned F0 contours (Hz, 0 = unvoiced) over the frames
+    voiced in both; NaN when there is none."""
+    a, b = _both_voiced(f0_a, f0_b)
+    return float(np.sqrt(np.mean((1200.0 * np.log2(a / b)) ** 2))) if a.size else float("nan")
+
+
+def f0_correlation(f0_a: np.ndarray, f0_b: np.ndarray) -> float:
+    """Pearson correlation of log-F0 of two aligned contours over the frames voiced in both;
+    NaN with fewer than two such frames or a flat contour."""
+    a, b = _both_voiced(f0_a, f0_b)
+    if a.size < 2 or np.ptp(np.log(a)) == 0 or np.ptp(np.log(b)) == 0:
+        return float("nan")
+    return float(np.corrcoef(np.log(a), np.log(b))[0, 1])
+
+
+def _both_voiced(f0_a: np.ndarray, f0_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(f0_a, np.float64), np.asarray(f0_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"F0 contours must be aligned: shapes {a.shape} and {b.shape}")
+    voiced = (a > 0) & (b > 0)
+    return a[voiced], b[voiced]
+
+
+METRIC_WORLD = WorldConfig(frame_period_ms=5.0, f0_method="dio")
+"""WORLD analysis for the translation metrics (dio with stonemask: every clip of a benchmark)."""
+SILENCE_PEAK = 1e-4
+"""Clips whose peak stays below this (-80 dBFS) count as silent: no WORLD distances."""
+WORLD_MCEP_ORDER = 24
+"""Mel-cepstral coefficients c1..c24 in the WORLD MCD, as emotional voice conversion papers use."""
+
+
+def world_distances(wave: np.ndarray, reference: np.ndarray, sample_rate: int,
+                    top_db: float = 40.0) -> dict[str, float]:
+    """MCD on WORLD mel-cepstra and F0 RMSE (cents) and correlation of ``wave`` against
+    ``reference``, along one DTW alignment of their mel-cepstra.
+
+    The mel-cepstra are WORLD's coded spectral envelope (``pyworld.code_spectral_envelope``),
+    c1..c24; frames more than ``top_db`` below a clip's loudest are left out first. These MCD
+    figures are on another scale than :func:`mcd_dtw`'s (80-band filterbank cepstra): never
+    compare one with the other. All three are NaN for a silent clip, the F0 figures where no
+    aligned frame is voiced in both.
+    """
+    import pyworld  # already imported (and its warning silenced) by emogan_utils.world
+
+    if min(np.max(np.abs(w), initial=0.0) for w in (wave, reference)) < SILENCE_PEAK:
+        return {"mcd_world": float("nan"), "f0_rmse_cents": float("nan"),
+                "f0_corr": float("nan")}
+    features = []
+    for signal in (wave, reference):
+        frames = analyze(signal, sample_rate, METRIC_WORLD)
+        power_db = 10.0 * np.log10(frames.envelope.sum(axis=1) + 1e-20)
+        loud = power_db >= power_db.max() - top_db
+        coded = pyworld.code_spectral_envelope(frames.envelope[loud], sample_rate,
+                                               WORLD_MCEP_ORDER + 1)
+        features.append((coded[:, 1:].T, frames.f0[loud]))
+    (mcep_a, f0_a), (mcep_b, f0_b) = features
+    path = dtw_path(mcep_a, mcep_b)
+    f0_a, f0_b = f0_a[path[:, 0]], f0_b[path[:, 1]]
+    return {"mcd_world": mel_cepstral_distortion(mcep_a[:, path[:, 0]], mcep_b[:, path[:, 1]]),
+            "f0_rmse_cents": f0_rmse_cents(f0_a, f0_b), "f0_corr": f0_correlation(f0_a, f0_b)}
+
+
+DNSMOS_RATE = 16000
+
+
+def dnsmos(wave: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """DNSMOS P.835 predictions (``ovrl``, ``sig``, ``bak``; 1-5) of a clip, from the ONNX
+    models that the ``speechmos`` package ships; resampled to 16 kHz first. A silent clip gets
+    NaN."""
+    from speechmos import dnsmos as model
+
+    wave = np.clip(np.asarray(wave, np.float32), -1.0, 1.0)
+    if sample_rate != DNSMOS_RATE:
+        wave = librosa.resample(wave, orig_sr=sample_rate, target_sr=DNSMOS_RATE)
+    if not np.any(wave):
+        return {"ovrl": float("nan"), "sig": float("nan"), "bak": float("nan")}
+    scores = model.run(wave, DNSMOS_RATE)
+    return {"ovrl": float(scores["ovrl_mos"]), "sig": float(scores["sig_mos"]),
+            "bak": float(scores["bak_mos"])}
+
+
+@functools.lru_cache(maxsize=1)
+def _voice_encoder():
+    """Resemblyzer's speaker encoder on the CPU (its weights ship in the package)."""
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def speaker_embedding(wave: np.ndarray, sample_rate: int) -> np.ndarray | None:
+    """Resemblyzer d-vector (unit length) of a clip after its voice-activity trimming; None
+    when no speech is left."""
+    from resemblyzer import preprocess_wav
+
+    speech = preprocess_wav(np.asarray(wave, np.float32), source_sr=sample_rate)
+    if speech.size < 1600:  # under 0.1 s of speech: no embedding to speak of
+        return None
+    return _voice_encoder().embed_utterance(speech)
+
+
+def speaker_similarity(wave_a: np.ndarray, wave_b: np.ndarray, sample_rate: int) -> float:
+    """Cosine similarity of the Resemblyzer d-vectors of two clips (1: the same voice; two
+    different RAVDESS actors score about 0.5); NaN if either has no speech."""
+    return _cosine(*(speaker_embedding(w, sample_rate) for w in (wave_a, wave_b)))
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Cosine of two vectors; NaN if either is missing."""
+    if a is None or b is None:
+        return float("nan")
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def f0_stats(wave: np.ndarray, sample_rate: int, fmin: float = 65.0,
@@ -196,53 +326,84 @@ def evaluate_translation(translator: Translator,
 
     ``classify`` maps waveforms ``(B, samples)`` and their actors to predicted labels
     (:func:`emogan_utils.inference.classifier_judge`); it should be a classifier trained apart
-    from the GAN. Per target emotion and on average: target accuracy of the
-    converted audio, of the unconverted source, of the real target and of its Griffin-Lim
-    reconstruction (the ceiling that inversion allows); MCD (after DTW) of converted and of
-    source against the real target, and of the target's other repetition against it (how far
-    two takes of the same sentence in the same emotion lie apart: a conversion can hardly get
-    closer); F0 mean and range of source, converted and real target.
+    from the GAN. Per target emotion and on average (keys ``<measure>_<audio>``, audio being
+    ``converted``, ``source``, ``target`` (the real recording of the same actor and sentence),
+    ``source_resynth`` (the source through the translator's vocoder with no conversion: the
+    vocoder's own ceiling) or ``target_griffin_lim``):
+
+    - ``accuracy_*``: how often the judge hears the target emotion;
+    - ``dnsmos_{ovrl,sig,bak}_*``: predicted naturalness (:func:`dnsmos`);
+    - ``speaker_similarity_*``: Resemblyzer cosine to the source (:func:`speaker_similarity`);
+      for ``target``, the actor's own change of emotion, the reference a conversion should reach;
+    - ``mcd_*``: filterbank MCD against the real target (:func:`mcd_dtw`), with
+      ``mcd_target_repeat`` the target's other take against it (a conversion can hardly get
+      closer);
+    - ``mcd_world_*``, ``f0_rmse_cents_*``, ``f0_corr_*``: WORLD mel-cepstral distortion and
+      F0 error against the DTW-aligned real target (:func:`world_distances`);
+    - ``f0_{mean,range}_hz_*`` (:func:`f0_stats`) and ``seconds_per_clip_converted``.
+
     All audio is loaded as in training (trimmed, fixed length); converted audio keeps the
     length the translator gives it (the judge crops or pads); ``max_sources`` as in
     :func:`translation_items`.
     """
     audio = translator.audio
+    rate = audio.sample_rate
     items = translation_items(table, source, targets, max_sources)
     sources = sorted(set(items["source_path"]))
     waves = {p: load_audio(p, audio) for p in sources}
-    f0 = {p: f0_stats(w, audio.sample_rate) for p, w in waves.items()}
+    per_source = {p: {"f0": f0_stats(w, rate), "dnsmos": dnsmos(w, rate),
+                      "dnsmos_resynth": dnsmos(translator.resynthesize(w), rate),
+                      "speaker": speaker_embedding(w, rate)}
+                  for p, w in tqdm(waves.items(), desc="sources", unit="clip",
+                                   disable=not progress)}
     per_emotion = {}
     for target, rows in tqdm(items.groupby("target", sort=False), desc="evaluate translation",
                              unit="emotion", disable=not progress):
         label = emotion_id(target) - 1
         src = np.stack([waves[p] for p in rows["source_path"]])
         real = np.stack([load_audio(p, audio) for p in rows["target_path"]])
-        converted_mel = np.stack([translator.translate_mel(m, target, 1.0, source)
-                                  for m in log_mel(src, audio)])
+        start = time.perf_counter()
         # the tempo change makes these longer or shorter than their sources
-        converted = [translator.speech(m, target, 1.0, source, src.shape[-1], s)
-                     for m, s in zip(converted_mel, src)]
+        converted = [translator.convert(w, target, 1.0, source).wave for w in src]
+        seconds = (time.perf_counter() - start) / len(converted)
         real_gl = reconstruct(real, audio, n_iter=translator.n_iter).numpy()
-        stats = {"n": len(rows)}
+        stats = {"n": len(rows), "seconds_per_clip_converted": seconds}
         for name, batch in (("source", src), ("converted", converted), ("target", real),
                             ("target_griffin_lim", real_gl)):
             predicted = np.asarray(classify(batch, rows["actor"].to_numpy()))
             stats[f"accuracy_{name}"] = float(np.mean(predicted == label))
-        stats["mcd_converted"] = float(np.mean([mcd_dtw(c, r, audio) for c, r in zip(converted, real)]))
-        stats["mcd_source"] = float(np.mean([mcd_dtw(s, r, audio) for s, r in zip(src, real)]))
+        known = [per_source[p] for p in rows["source_path"]]
+        scores = {"source": [k["dnsmos"] for k in known],
+                  "source_resynth": [k["dnsmos_resynth"] for k in known],
+                  "converted": [dnsmos(w, rate) for w in converted],
+                  "target": [dnsmos(w, rate) for w in real]}
+        for name, found in scores.items():
+            for scale in ("ovrl", "sig", "bak"):
+                stats[f"dnsmos_{scale}_{name}"] = _mean_of_known([f[scale] for f in found])
+        for name, batch in (("converted", converted), ("target", real)):
+            stats[f"speaker_similarity_{name}"] = _mean_of_known([
+                _cosine(speaker_embedding(w, rate), k["speaker"]) for w, k in zip(batch, known)])
+        stats["mcd_converted"] = _mean_of_known([mcd_dtw(c, r, audio)
+                                                 for c, r in zip(converted, real)])
+        stats["mcd_source"] = _mean_of_known([mcd_dtw(s, r, audio) for s, r in zip(src, real)])
         stats["mcd_target_repeat"] = _mean_of_known([
             mcd_dtw(load_audio(other, audio), r, audio) if pd.notna(other) else np.nan
             for other, r in zip(rows["repeat_path"], real)])
-        pitch = {"source": [f0[p] for p in rows["source_path"]],
-                 "converted": [f0_stats(w, audio.sample_rate) for w in converted],
-                 "target": [f0_stats(w, audio.sample_rate) for w in real]}
+        for name, batch in (("converted", converted), ("source", src)):
+            found = [world_distances(w, r, rate) for w, r in zip(batch, real)]
+            for key in ("mcd_world", "f0_rmse_cents", "f0_corr"):
+                stats[f"{key}_{name}"] = _mean_of_known([f[key] for f in found])
+        pitch = {"source": [k["f0"] for k in known],
+                 "converted": [f0_stats(w, rate) for w in converted],
+                 "target": [f0_stats(w, rate) for w in real]}
         for name, found in pitch.items():
             for stat in ("mean_hz", "range_hz"):
                 stats[f"f0_{stat}_{name}"] = _mean_of_known([s[stat] for s in found])
         per_emotion[target] = stats
     mean = {k: _mean_of_known([s[k] for s in per_emotion.values()])
             for k in next(iter(per_emotion.values())) if k != "n"}
-    return {"source": source, "n_sources": len(sources), "emotions": per_emotion, "mean": mean}
+    return {"source": source, "n_sources": len(sources), "vocoder": translator.vocoder,
+            "emotions": per_emotion, "mean": mean}
 
 
 def _mean_of_known(values: Sequence[float]) -> float:

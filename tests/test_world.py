@@ -1,0 +1,147 @@
+"""The WORLD vocoder: round trips, frame edits, the F0 transform and the metrics built on WORLD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emogan_utils.data import EMOTIONS
+from emogan_utils.evaluate import (dnsmos, f0_correlation, f0_rmse_cents, mcd_dtw,
+                                   speaker_similarity, world_distances)
+from emogan_utils.features import AudioConfig, log_mel
+from emogan_utils.prosody import EmotionProsody, ProsodyShift, convert_f0
+from emogan_utils.synth import render, utterance
+from emogan_utils.world import (WorldConfig, analyze, f0_contour, mel_gain_to_envelope,
+                                stretch_frames, synthesize)
+
+AUDIO = AudioConfig()
+RATE = AUDIO.sample_rate
+
+
+def voiced(seconds: float = 1.2, f0: float = 140.0, vibrato: float = 2.0) -> np.ndarray:
+    """A buzz with a slowly moving pitch and two formant-like resonances: voiced speech's
+    stand-in, after 0.1 s of silence."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    contour = f0 * 2 ** (vibrato * np.sin(2 * np.pi * 1.5 * t) / 12)
+    phase = 2 * np.pi * np.cumsum(contour) / RATE
+    wave = sum(np.sin(k * phase) / k * (1.0 + 4.0 * np.exp(-((k * contour - 700) / 300) ** 2)
+                                        + 2.0 * np.exp(-((k * contour - 1800) / 400) ** 2))
+               for k in range(1, 40) if k * f0 < 7000)
+    wave = 0.3 * wave / np.abs(wave).max()
+    return np.concatenate([np.zeros(RATE // 10), wave]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return voiced()
+
+
+@pytest.fixture(scope="module")
+def spoken() -> dict[int, np.ndarray]:
+    """One sentence of two embedded-corpus actors (espeak-ng voices), neutral."""
+    return {actor: render(utterance(actor, 1, 1, 1, 1)) for actor in (1, 2)}
+
+
+@pytest.mark.parametrize("method", ["harvest", "dio"])
+def test_round_trip_without_conversion_keeps_spectrum_and_pitch(speech, method):
+    config = WorldConfig(f0_method=method)
+    frames = analyze(speech, RATE, config)
+    assert frames.envelope.shape == frames.aperiodicity.shape == (frames.n_frames, 513)
+    out = synthesize(frames, len(speech))
+    assert out.shape == speech.shape and out.dtype == np.float32
+    # the filterbank MCD of a clip against itself is 0; against another pitch it is > 1 dB
+    assert mcd_dtw(out, speech, AUDIO) < 1.0
+    assert mcd_dtw(voiced(f0=200.0), speech, AUDIO) > 1.0
+    before, after = (f0_contour(w, RATE, config) for w in (speech, out))
+    assert f0_rmse_cents(after, before) < 50.0  # within half a semitone
+    assert (after > 0).mean() == pytest.approx((before > 0).mean(), abs=0.05)
+
+
+def test_identical_audio_gives_zero_distances_and_similarity_one(speech, spoken):
+    same = world_distances(speech, speech, RATE)
+    assert same["mcd_world"] == 0.0 and same["f0_rmse_cents"] == 0.0
+    assert same["f0_corr"] == pytest.approx(1.0)
+    assert mcd_dtw(speech, speech, AUDIO) == 0.0
+    # unit d-vectors: float32 rounding of a 256-term dot product stays far below 1e-5
+    assert speaker_similarity(spoken[1], spoken[1], RATE) == pytest.approx(1.0, abs=1e-5)
+    assert speaker_similarity(spoken[1], spoken[2], RATE) < 0.99
+
+
+def test_a_known_pitch_shift_gives_its_f0_error_in_cents(speech):
+    contour = f0_contour(speech, RATE, WorldConfig(f0_method="dio"))
+    assert f0_rmse_cents(contour * 2 ** (3 / 12), contour) == pytest.approx(300.0, abs=1e-6)
+    assert f0_correlation(contour * 2 ** (3 / 12), contour) == pytest.approx(1.0)
+    # end to end: a steady buzz and the same two semitones up, analysed and aligned
+    steady, higher = (voiced(f0=f, vibrato=0.0) for f in (140.0, 140.0 * 2 ** (2 / 12)))
+    assert world_distances(higher, steady, RATE)["f0_rmse_cents"] == pytest.approx(200.0, abs=25.0)
+    with pytest.raises(ValueError, match="aligned"):
+        f0_rmse_cents(contour, contour[:-1])
+
+
+def test_silent_and_unvoiced_input_give_nan_not_a_crash(speech):
+    silence = np.zeros(RATE, np.float32)
+    noise = (0.05 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    assert all(np.isnan(v) for v in world_distances(silence, speech, RATE).values())
+    assert all(np.isnan(v) or np.isfinite(v) for v in world_distances(noise, speech, RATE).values())
+    assert np.isnan(speaker_similarity(silence, speech, RATE))
+    assert all(np.isnan(v) for v in dnsmos(silence, RATE).values())
+    assert np.array_equal(convert_f0(np.zeros(10), ProsodyShift(3.0, range_ratio=2.0)),
+                          np.zeros(10))
+    assert np.all(np.isfinite(synthesize(analyze(silence, RATE), RATE)))
+    with pytest.raises(ValueError, match="NaN"):
+        analyze(np.full(100, np.nan), RATE)
+
+
+def test_dnsmos_rates_speech_like_sound_above_noise(speech):
+    noise = (0.1 * np.random.default_rng(1).standard_normal(2 * RATE)).astype(np.float32)
+    clean = dnsmos(speech, RATE)
+    assert set(clean) == {"ovrl", "sig", "bak"}
+    assert all(1.0 <= v <= 5.0 for v in clean.values())
+    assert clean["bak"] > dnsmos(noise, RATE)["bak"]
+
+
+def test_f0_transform_maps_source_statistics_onto_the_target(speech):
+    prosody = EmotionProsody({e: ProsodyShift() for e in EMOTIONS}
+                             | {"sad": ProsodyShift(-2.0, 0.8, -4.0, 0.7),
+                                "angry": ProsodyShift(5.0, 1.1, 8.0, 1.6)}, {})
+    contour = f0_contour(speech, RATE)
+    for source, target in (("neutral", "angry"), ("sad", "angry"), ("angry", "neutral")):
+        shift = prosody.shift(source, target)
+        moved = convert_f0(contour, shift)
+        assert np.array_equal(moved > 0, contour > 0)
+        before, after = (12 * np.log2(c[c > 0]) for c in (contour, moved))
+        expected_step = prosody.offsets[target].semitones - prosody.offsets[source].semitones
+        expected_ratio = prosody.offsets[target].range_ratio / prosody.offsets[source].range_ratio
+        assert after.mean() - before.mean() == pytest.approx(expected_step, abs=1e-9)
+        assert after.std() / before.std() == pytest.approx(expected_ratio, rel=1e-9)
+    half = convert_f0(contour, prosody.shift("neutral", "angry", strength=0.5))
+    assert (12 * np.log2(half[half > 0])).mean() - before.mean() == pytest.approx(2.5, abs=1e-9)
+
+
+def test_stretch_frames_changes_tempo_and_keeps_voicing(speech):
+    frames = analyze(speech, RATE, WorldConfig(f0_method="dio"))
+    slower = stretch_frames(frames, round(frames.n_frames / 0.8))
+    assert slower.n_frames == round(frames.n_frames / 0.8)
+    assert (slower.f0 > 0).mean() == pytest.approx((frames.f0 > 0).mean(), abs=0.03)
+    assert slower.f0[slower.f0 > 0].min() >= frames.f0[frames.f0 > 0].min() - 1e-6
+    assert np.all(slower.aperiodicity <= 1.0) and np.all(slower.envelope > 0)
+    assert stretch_frames(frames, frames.n_frames) is frames
+    with pytest.raises(ValueError, match="at least 2"):
+        stretch_frames(frames, 1)
+
+
+def test_a_flat_mel_gain_scales_the_envelope_and_the_level(speech):
+    frames = analyze(speech, RATE, WorldConfig(f0_method="dio"))
+    mel = log_mel(speech, AUDIO)
+    gain = mel_gain_to_envelope(np.full_like(mel, 6.0), AUDIO, frames)
+    assert gain.shape == frames.envelope.shape
+    np.testing.assert_allclose(gain, 10 ** 0.6, rtol=1e-9)
+    louder = synthesize(type(frames)(frames.f0, frames.envelope * gain, frames.aperiodicity,
+                                     RATE, frames.frame_period_ms), len(speech))
+    plain = synthesize(frames, len(speech))
+    level = 20 * np.log10(np.sqrt(np.mean(louder ** 2) / np.mean(plain ** 2)))
+    assert level == pytest.approx(6.0, abs=0.5)
+    assert np.abs(mel_gain_to_envelope(np.full_like(mel, 90.0), AUDIO, frames)).max() \
+        == pytest.approx(10 ** 2.4)  # clipped at +24 dB
+    with pytest.raises(ValueError, match="n_mels"):
+        mel_gain_to_envelope(mel[:10], AUDIO, frames)
