@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emogan_utils import __version__
-from emogan_utils.config import EmoganError, Paths
+from emogan_utils.config import DEFAULT_VOCODER, VOCODERS, EmoganError, Paths
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -92,17 +92,35 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
-    from emogan_utils.features import AudioConfig, extract_features
+    from emogan_utils.features import AudioConfig, corpus_features, extract_features
 
     data = _data_dir(args.data)
     table = load_corpus(data)
     start = time.perf_counter()
-    feats = extract_features(list(table["path"]), AudioConfig(), Paths.from_env().cache)
-    _print_json({"files": len(table), "shape": list(feats.shape),
+    if args.strict:
+        feats, kept = extract_features(list(table["path"]), AudioConfig(),
+                                       Paths.from_env().cache), table
+    else:  # unusable files are left out with a warning, as evaluate-classifier does
+        feats, kept = corpus_features(table, AudioConfig(), Paths.from_env().cache)
+    skipped = sorted(set(map(str, table["path"])) - set(map(str, kept["path"])))
+    _print_json({"files": len(kept), "skipped": skipped, "shape": list(feats.shape),
                  "seconds": round(time.perf_counter() - start, 2)})
     return 0
 
 
+def _resumable(command):
+    """A training command that, stopped with Ctrl-C, says how to continue and exits 130."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except KeyboardInterrupt:
+            print(f"emogan {args.command}: interrupted; every finished epoch is saved: run the "
+                  "same command with --resume to continue", file=sys.stderr)
+            return 130
+    return run
+
+
+@_resumable
 def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils.train import GANTrainConfig, train_gan
 
@@ -126,9 +144,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from emogan_utils.inference import Translator
 
     source, output = Path(args.input), Path(args.output)
-    if output.resolve() == source.resolve():
-        raise ValueError(f"{output}: the output would overwrite the input; choose another path")
-    translator = Translator(args.generator, prosody=not args.no_prosody)
+    storage.check_audio_output(output, [source])  # before the translation, not after it
+    translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
     wave = translator(source, args.to, args.strength, args.source)
     storage.write_audio(output, wave, translator.audio.sample_rate)
     _print_json({"output": str(output), "emotion": args.to, "strength": args.strength,
@@ -143,7 +160,7 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
 
     table = load_corpus(_data_dir(args.data))
     table = table[table["actor"].isin(_actors(args.actors))]
-    translator = Translator(args.generator, prosody=not args.no_prosody)
+    translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
     judge = classifier_judge([load_classifier(c) for c in args.classifier],
                              translator.audio.sample_rate, reference=table)
     result = evaluate_translation(translator, judge, table, source=args.source)
@@ -151,6 +168,7 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     return 0
 
 
+@_resumable
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from emogan_utils.train import ClassifierTrainConfig, save_classifier, train_classifier
 
@@ -201,6 +219,14 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocoder_option(parser: argparse.ArgumentParser) -> None:
+    """``--vocoder``: how a conversion becomes sound."""
+    parser.add_argument("--vocoder", choices=VOCODERS, default=DEFAULT_VOCODER,
+                        help="how the conversion becomes sound: 'world' (WORLD analysis and "
+                             "synthesis of the source, pitch contour converted) or "
+                             f"'griffin-lim' (phases from the mel; default {DEFAULT_VOCODER})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emogan", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -218,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("features", help="extract (and cache) log-mels of a whole corpus")
     p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation")
@@ -244,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="neutral", help="emotion of the input (default neutral)")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
+    _vocoder_option(p)
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("evaluate-translation",
@@ -257,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
+    _vocoder_option(p)
     p.set_defaults(func=_cmd_evaluate_translation)
 
     p = sub.add_parser("train-classifier", help="train the speech emotion classifier")

@@ -14,6 +14,13 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+VOCODERS = ("griffin-lim", "world")
+"""How a conversion becomes sound (:class:`emogan_utils.inference.Translator`)."""
+DEFAULT_VOCODER = "griffin-lim"
+"""The vocoder of ``translate``, the CLI and the widget, chosen on validation actors by the
+rule in docs/results.md."""
+
+
 class EmoganError(Exception):
     """Base of the errors emogan raises for bad input; messages name the file and the problem."""
 

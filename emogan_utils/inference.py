@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,16 +14,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emogan_utils.checkpoint import CheckpointError, load_checkpoint
+from emogan_utils.checkpoint import CheckpointError, build_config, load_checkpoint, load_weights
+from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
 from emogan_utils.data import EMOTIONS, emotion_id
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_features,
-                                   fit_per_speaker, load_audio, log_mel, prepare_waveform)
+                                   fit_per_speaker, load_audio, log_mel, prepare_waveform,
+                                   require_speech)
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
                                  UNetGenerator)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
-                                  clip_prosody, remaining_semitones, stretch_mel)
+                                  clip_prosody, convert_f0, remaining_semitones, stretch_mel)
 from emogan_utils.train import batched_logits, pick_device, standardize
+from emogan_utils.world import (WorldConfig, WorldFrames, analyze, mel_gain_to_envelope,
+                                stretch_frames, synthesize)
 
 # --- emotion classifier ------------------------------------------------------------------
 
@@ -59,8 +64,8 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     """Load a ``classifier`` checkpoint (checking its audio parameters against ``audio``)."""
     payload = load_checkpoint(path, kind="classifier", audio=audio)
     device = pick_device(str(device) if device is not None else None)
-    model = EmotionClassifier(ClassifierConfig(**payload["model_config"]))
-    model.load_state_dict(payload["state"]["model"])
+    model = EmotionClassifier(build_config(path, ClassifierConfig, payload["model_config"]))
+    load_weights(path, model, payload["state"], "model")
     extra = payload["extra"]
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
                       extra.get("norm_mode", "global"), device, Path(path), extra)
@@ -81,6 +86,8 @@ def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
         raise ValueError("predict needs sample_rate when given a waveform instead of a file")
     else:
         wave = prepare_waveform(audio, sample_rate, classifier.audio)
+    require_speech(wave, classifier.audio, audio if isinstance(audio, (str, os.PathLike))
+                   else "waveform")
     probs = classifier.probabilities(log_mel(wave, classifier.audio)[None])[0]
     return {name: float(p) for name, p in zip(EMOTIONS, probs)}
 
@@ -88,24 +95,47 @@ def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
 # --- emotion translation ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """One translation: the source at the model's rate and its log-mel, the generator's
+    converted log-mel (on the source's frames, in dB) and the speech that is heard."""
+
+    source_wave: np.ndarray
+    source_mel: np.ndarray
+    converted_mel: np.ndarray
+    wave: np.ndarray
+
+
 class Translator:
     """A trained conditional-GAN generator, loaded once, with each translation step exposed.
 
     ``mel`` (audio -> dB log-mel), ``translate_mel`` (dB -> dB in another emotion) and
-    ``speech`` (Griffin-Lim, then the target's pitch and tempo) can be called separately so a
-    widget can cache the source mel and its inversion; calling the object runs all three.
+    ``speech`` (the vocoder: the converted mel and the target's prosody back to a waveform) can
+    be called separately; :meth:`convert` runs them in turn and returns every stage, and calling
+    the object returns the waveform alone.
+
+    Two vocoders:
+
+    - ``"world"``: WORLD analysis of the source; its spectral envelope takes the generator's
+      mel change (smoothed across frequency), its F0 contour takes the target's log-F0 mean and
+      spread (:func:`~emogan_utils.prosody.convert_f0`), its frames the target's tempo; the
+      aperiodicity is the source's, resampled to the new tempo.
+    - ``"griffin-lim"``: the converted mel is stretched to the target's tempo and inverted by
+      Griffin-Lim, then shifted in pitch by a formant-preserving phase vocoder.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
                  device: str | None = None, n_iter: int = 64, prosody: bool = True,
-                 min_pitch_shift: float = 1.0):
+                 min_pitch_shift: float = 1.0, vocoder: str = DEFAULT_VOCODER,
+                 world: WorldConfig = WorldConfig(), envelope_cepstra: int = 20):
         """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters.
 
-        ``prosody=False`` leaves out the pitch and tempo change measured at training time
-        (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed. Pitch shifts
-        smaller than ``min_pitch_shift`` semitones are skipped: the shift's phase vocoder costs
-        more than a small correction gains (on RAVDESS validation actors, MCD of calm
-        conversions, a -0.8 semitone shift, 2.39 dB with it and 2.29 without; README).
+        ``prosody=False`` leaves out the pitch, pitch-range and tempo change measured at
+        training time (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed.
+        On the Griffin-Lim path, pitch shifts smaller than ``min_pitch_shift`` semitones are
+        skipped (the phase vocoder costs more than a small correction gains: docs/results.md).
+        ``world`` and ``envelope_cepstra`` set the WORLD path's analysis and how smooth the
+        generator's change of the envelope is (:func:`~emogan_utils.world.mel_gain_to_envelope`).
         """
         payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
         self.path = Path(checkpoint)
@@ -115,11 +145,28 @@ class Translator:
         self.prosody = EmotionProsody.from_state(saved) if prosody and saved else None
         self.n_iter = n_iter
         self.min_pitch_shift = min_pitch_shift
+        self.vocoder = vocoder
+        self.world = world
+        self.envelope_cepstra = envelope_cepstra
         self.device = pick_device(device)
-        self.generator = UNetGenerator(GeneratorConfig(**payload["model_config"]["generator"]))
-        self.generator.load_state_dict(payload["state"]["generator"])
+        model_config = payload["model_config"]
+        generator = model_config.get("generator") if isinstance(model_config, dict) else None
+        self.generator = UNetGenerator(build_config(checkpoint, GeneratorConfig, generator))
+        load_weights(checkpoint, self.generator, payload["state"], "generator")
         self.generator.to(self.device).eval()
         self._log_mel = LogMel(self.audio)
+        self._analyses: dict[str, WorldFrames] = {}
+
+    @property
+    def vocoder(self) -> str:
+        """``"world"`` or ``"griffin-lim"``; may be changed between conversions."""
+        return self._vocoder
+
+    @vocoder.setter
+    def vocoder(self, name: str) -> None:
+        if name not in VOCODERS:
+            raise ValueError(f"vocoder must be one of {VOCODERS}, got {name!r}")
+        self._vocoder = name
 
     def waveform(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
                  sample_rate: int | None = None) -> np.ndarray:
@@ -166,76 +213,121 @@ class Translator:
         wave = griffin_lim(mel_db, self.audio, n_iter=self.n_iter, length=length)
         return wave.cpu().numpy().astype(np.float32)
 
-    def speech(self, mel_db: np.ndarray, target: str, strength: float = 1.0,
-               source: str = "neutral", length: int | None = None,
-               source_wave: np.ndarray | None = None) -> np.ndarray:
-        """Waveform of a converted log-mel with ``target``'s pitch and tempo.
+    def analysis(self, wave: np.ndarray) -> WorldFrames:
+        """WORLD analysis of a model-rate waveform, kept for the last few waveforms seen (a
+        widget converting one clip into several emotions analyses it once)."""
+        key = hashlib.sha1(np.ascontiguousarray(wave, np.float32).tobytes()).hexdigest()
+        if key not in self._analyses:
+            if len(self._analyses) >= 4:
+                self._analyses.pop(next(iter(self._analyses)))
+            self._analyses[key] = analyze(wave, self.audio.sample_rate, self.world)
+        return self._analyses[key]
 
-        The prosody change from ``source`` to ``target`` (times ``strength``), pitch and tempo
-        only, since the generator already set the level: the mel is stretched to the new
-        tempo (:func:`~emogan_utils.prosody.stretch_mel`), turned into ``length / rate``
-        samples by Griffin-Lim, then shifted in pitch (unless by less than
-        ``min_pitch_shift``). Given the ``source_wave`` the mel came
-        from, the pitch shift is only what the generator left undone
-        (:func:`~emogan_utils.prosody.remaining_semitones`), so a generator that raises the
-        pitch itself is not shifted twice.
-        """
+    def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None) -> np.ndarray:
+        """The source through this translator's vocoder with no conversion: what the vocoder
+        alone does to the sound."""
+        if self.vocoder == "world":
+            return synthesize(self.analysis(wave), len(wave))
+        return self.to_audio(self.mel(wave) if mel_db is None else mel_db, len(wave))
+
+    def shift(self, target: str, strength: float = 1.0, source: str = "neutral") -> ProsodyShift:
+        """The fitted prosody change from ``source`` to ``target`` (none without prosody)."""
         if self.prosody is None:
-            return self.to_audio(mel_db, length)
-        shift = self.prosody.shift(source, target, strength)
-        if length is None:
-            samples, frames = None, max(2, round(mel_db.shape[-1] / shift.rate))
-        else:  # Griffin-Lim needs the frame count that its own STFT gives for that length
-            samples = round(length / shift.rate)
-            frames = self.audio.frames(samples)
-        wave = self.to_audio(stretch_mel(mel_db, frames), samples)
+            return ProsodyShift()
+        return self.prosody.shift(source, target, strength)
+
+    def speech(self, converted_mel: np.ndarray, source_wave: np.ndarray, target: str,
+               strength: float = 1.0, source: str = "neutral",
+               source_mel: np.ndarray | None = None) -> np.ndarray:
+        """The waveform of a conversion of ``source_wave`` whose generator output is
+        ``converted_mel``, with ``target``'s prosody (times ``strength``), through the vocoder.
+        It lasts ``len(source_wave)`` samples over the target's tempo ratio."""
+        shift = self.shift(target, strength, source)
+        if self.vocoder == "world":
+            source_mel = self.mel(source_wave) if source_mel is None else source_mel
+            return self._world_speech(converted_mel - source_mel, source_wave, shift)
+        return self._griffin_lim_speech(converted_mel, source_wave, shift)
+
+    def _world_speech(self, gain_db: np.ndarray, source_wave: np.ndarray,
+                      shift: ProsodyShift) -> np.ndarray:
+        """WORLD path: envelope times the generator's gain, F0 converted, frames stretched."""
+        frames = self.analysis(source_wave)
+        gain = mel_gain_to_envelope(gain_db, self.audio, frames, self.envelope_cepstra)
+        edited = dataclasses.replace(frames, f0=convert_f0(frames.f0, shift),
+                                     envelope=frames.envelope * gain)
+        stretched = stretch_frames(edited, max(2, round(frames.n_frames / shift.rate)))
+        return synthesize(stretched, round(len(source_wave) / shift.rate))
+
+    def _griffin_lim_speech(self, mel_db: np.ndarray, source_wave: np.ndarray,
+                            shift: ProsodyShift) -> np.ndarray:
+        """Griffin-Lim path: the mel stretched to the new tempo (:func:`stretch_mel`), inverted,
+        then shifted in pitch by what the generator left undone
+        (:func:`~emogan_utils.prosody.remaining_semitones`), unless by less than
+        ``min_pitch_shift``."""
+        if shift == ProsodyShift():
+            return self.to_audio(mel_db, len(source_wave))
+        # Griffin-Lim needs the frame count that its own STFT gives for that length
+        samples = round(len(source_wave) / shift.rate)
+        wave = self.to_audio(stretch_mel(mel_db, self.audio.frames(samples)), samples)
         semitones = shift.semitones
-        if source_wave is not None and semitones:
+        if semitones:
             pitch = [clip_prosody(w, self.audio)["semitones"] for w in (source_wave, wave)]
             semitones = remaining_semitones(semitones, *pitch)
         if abs(semitones) < self.min_pitch_shift:
             semitones = 0.0
         return apply_prosody(wave, ProsodyShift(semitones), self.audio)
 
+    def convert(self, wave: np.ndarray, target: str, strength: float = 1.0,
+                source: str = "neutral", mel: np.ndarray | None = None) -> Conversion:
+        """Every stage of translating a model-rate waveform (from :meth:`waveform`) into
+        ``target``; ``mel`` is its log-mel if already computed."""
+        mel = self.mel(wave) if mel is None else mel
+        converted = self.translate_mel(mel, target, strength, source)
+        return Conversion(wave, mel, converted,
+                          self.speech(converted, wave, target, strength, source, mel))
+
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
                  strength: float = 1.0, source: str = "neutral",
                  sample_rate: int | None = None) -> np.ndarray:
         """Waveform in ``target`` emotion at the model's rate (as long as the input, over the
         target's tempo ratio)."""
-        wave = self.waveform(audio, sample_rate)
-        converted = self.translate_mel(self.mel(wave), target, strength, source)
-        return self.speech(converted, target, strength, source, len(wave), wave)
+        return self.convert(self.waveform(audio, sample_rate), target, strength, source).wave
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_translator(path: str, modified_ns: int) -> Translator:
-    """One :class:`Translator` per checkpoint file version (reloaded when the file changes)."""
-    return Translator(path)
+def _cached_translator(path: str, modified_ns: int, vocoder: str) -> Translator:
+    """One :class:`Translator` per checkpoint file version and vocoder (reloaded when the file
+    changes)."""
+    return Translator(path, vocoder=vocoder)
 
 
-def load_translator(checkpoint: str | os.PathLike) -> Translator:
+def load_translator(checkpoint: str | os.PathLike, vocoder: str = DEFAULT_VOCODER) -> Translator:
     """A cached :class:`Translator` for ``checkpoint``."""
     path = Path(checkpoint).resolve()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    return _cached_translator(str(path), path.stat().st_mtime_ns)
+    return _cached_translator(str(path), path.stat().st_mtime_ns, vocoder)
 
 
 def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
               target_emotion: str, checkpoint: str | os.PathLike, strength: float = 1.0,
-              source_emotion: str = "neutral", sample_rate: int | None = None) -> np.ndarray:
+              source_emotion: str = "neutral", sample_rate: int | None = None,
+              vocoder: str = DEFAULT_VOCODER) -> np.ndarray:
     """Speech converted to ``target_emotion`` by the GAN in ``checkpoint``.
 
     Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``, as long as the
     input over the target's tempo ratio (0.73-1.0 for RAVDESS: emotional speech is slower).
     ``strength`` in [0, 1] blends the conditioning and the prosody change from
     ``source_emotion`` (0) to ``target_emotion`` (1); ``sample_rate`` is the rate of an
-    in-memory waveform (default: the model's).
+    in-memory waveform (default: the model's); ``vocoder`` one of
+    :data:`~emogan_utils.config.VOCODERS`.
     """
     emotion_id(target_emotion)
     emotion_id(source_emotion)
-    return load_translator(checkpoint)(waveform_or_path, target_emotion, strength,
-                                       source_emotion, sample_rate)
+    if vocoder not in VOCODERS:
+        raise ValueError(f"vocoder must be one of {VOCODERS}, got {vocoder!r}")
+    return load_translator(checkpoint, vocoder)(waveform_or_path, target_emotion, strength,
+                                                source_emotion, sample_rate)
 
 
 def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate: int,

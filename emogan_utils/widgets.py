@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from emogan_utils import plots
 from emogan_utils.checkpoint import CheckpointError
-from emogan_utils.config import EmoganError, Paths
+from emogan_utils.config import DEFAULT_VOCODER, VOCODERS, EmoganError, Paths
 from emogan_utils.data import (EMOTIONS, INTENSITIES, STATEMENTS, CorpusError, load_corpus,
                                recording)
 from emogan_utils.features import AudioConfig, AudioError, read_audio
@@ -44,7 +44,7 @@ GAN_FILE = "gan.pt"
 HOW_TO_TRAIN = {CLASSIFIER_FILE: ("notebook 03", "train-classifier"),
                 GAN_FILE: ("notebook 04", "train-gan")}
 """For each checkpoint: the notebook and the CLI command that make it."""
-PLAYERS = {"original": "original", "reconstruction": "Griffin-Lim reconstruction (no model)",
+PLAYERS = {"original": "original", "reconstruction": "the vocoder alone (no model)",
            "translation": "translation"}
 """The three audio players, by the :class:`SwitchResult` field each plays."""
 
@@ -53,6 +53,8 @@ PLAYERS = {"original": "original", "reconstruction": "Griffin-Lim reconstruction
 class SwitchConfig:
     """Knobs of the emotion switch; the defaults keep one choice of a 4-s clip near 2 s on a CPU."""
 
+    vocoder: str = DEFAULT_VOCODER
+    """The vocoder first selected (the widget has a toggle)."""
     griffin_lim_iters: int = 32
     """Interactive inversion; offline translation uses 64."""
     torch_threads: int | None = 1
@@ -145,6 +147,7 @@ class SwitchResult:
     translation_mel: np.ndarray
     original_probabilities: dict[str, float]
     translation_probabilities: dict[str, float]
+    vocoder: str = DEFAULT_VOCODER
     seconds: float = 0.0
     """Time it took to compute and render, the first time."""
     wav: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -207,37 +210,43 @@ class SwitchEngine:
     def sample_rate(self) -> int:
         return self.translator.audio.sample_rate
 
-    def analyse(self, source: Source) -> Analysis:
-        """Source mel, its Griffin-Lim reconstruction and the classifier's view (cached)."""
-        return self._analyses.get(source.key, lambda: self._analyse(source))
+    def analyse(self, source: Source, vocoder: str | None = None) -> Analysis:
+        """Source mel, its reconstruction by ``vocoder`` (default: the translator's) and the
+        classifier's view (cached)."""
+        vocoder = vocoder or self.translator.vocoder
+        return self._analyses.get((source.key, vocoder), lambda: self._analyse(source, vocoder))
 
-    def _analyse(self, source: Source) -> Analysis:
+    def _analyse(self, source: Source, vocoder: str) -> Analysis:
+        self.translator.vocoder = vocoder
         wave = self.translator.waveform(source.wave, source.sample_rate)
         mel_db = self.translator.mel(wave)
         probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         emotion = source.emotion or max(probs, key=probs.get)
-        return Analysis(wave, mel_db, self.translator.to_audio(mel_db, length=len(wave)), probs,
-                        emotion)
+        return Analysis(wave, mel_db, self.translator.resynthesize(wave, mel_db), probs, emotion)
 
-    def result(self, source: Source, target: str, strength: float) -> SwitchResult:
-        """Everything the widget shows for one choice (cached by source, target and strength)."""
+    def result(self, source: Source, target: str, strength: float,
+               vocoder: str | None = None) -> SwitchResult:
+        """Everything the widget shows for one choice (cached by source, target, strength and
+        vocoder; default: the translator's)."""
         strength = round(float(strength), 3)
-        return self._results.get((source.key, target, strength),
-                                 lambda: self._compute(source, target, strength))
+        vocoder = vocoder or self.translator.vocoder
+        if vocoder not in VOCODERS:
+            raise ValueError(f"vocoder must be one of {VOCODERS}, got {vocoder!r}")
+        return self._results.get((source.key, target, strength, vocoder),
+                                 lambda: self._compute(source, target, strength, vocoder))
 
-    def _compute(self, source: Source, target: str, strength: float) -> SwitchResult:
+    def _compute(self, source: Source, target: str, strength: float,
+                 vocoder: str) -> SwitchResult:
         start = time.perf_counter()
         with torch_threads(self.config.torch_threads):
-            analysis = self.analyse(source)
-            converted = self.translator.translate_mel(analysis.mel_db, target, strength,
-                                                      analysis.emotion)
-            wave = self.translator.speech(converted, target, strength, analysis.emotion,
-                                          len(analysis.wave), analysis.wave)
+            analysis = self.analyse(source, vocoder)
+            wave = self.translator.convert(analysis.wave, target, strength, analysis.emotion,
+                                           analysis.mel_db).wave
             mel_db = self.translator.mel(wave)  # what is heard: with the new pitch and tempo
             probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         result = SwitchResult(source.name, analysis.emotion, target, strength,
                               self.translator.audio, analysis.wave, analysis.reconstruction, wave,
-                              analysis.mel_db, mel_db, analysis.probabilities, probs)
+                              analysis.mel_db, mel_db, analysis.probabilities, probs, vocoder)
         result.render(self.config.figure_dpi)
         result.seconds = time.perf_counter() - start
         return result
@@ -267,7 +276,7 @@ def load_engine(checkpoints: Path, config: SwitchConfig = SwitchConfig()) -> Swi
     """A :class:`SwitchEngine` from ``checkpoints``/classifier.pt and gan.pt."""
     classifier = load_classifier(checkpoints / CLASSIFIER_FILE)
     translator = Translator(checkpoints / GAN_FILE, audio=classifier.audio,
-                            n_iter=config.griffin_lim_iters)
+                            n_iter=config.griffin_lim_iters, vocoder=config.vocoder)
     return SwitchEngine(translator, classifier, config)
 
 
@@ -337,6 +346,12 @@ class EmotionSwitch:
                                             description="target emotion",
                                             style={**style, "button_width": "84px"})
         self.target.add_class("emogan-target")
+        self.vocoder = widgets.ToggleButtons(
+            options=[("WORLD", "world"), ("Griffin-Lim", "griffin-lim")],
+            value=self.config.vocoder, description="vocoder", style=style,
+            tooltips=["WORLD: the source's own excitation, pitch contour converted",
+                      "Griffin-Lim: phases estimated from the converted mel"])
+        self.vocoder.add_class("emogan-vocoder")
         self.strength = widgets.FloatSlider(value=1.0, min=0.0, max=1.0,
                                             step=self.config.strength_step,
                                             description="strength", continuous_update=False,
@@ -357,7 +372,8 @@ class EmotionSwitch:
                                            layout=widgets.Layout(width="auto"))
         self.train_log = widgets.Output()
         self.controls = [self.actor, self.statement, self.emotion, self.intensity,
-                         self.repetition, self.upload, self.target, self.strength]
+                         self.repetition, self.upload, self.target, self.strength,
+                         self.vocoder]
 
         for control in (self.actor, self.statement, self.emotion, self.intensity,
                         self.repetition):
@@ -365,6 +381,7 @@ class EmotionSwitch:
         self.upload.observe(self._on_upload, "value")
         self.target.observe(self._on_choice, "value")
         self.strength.observe(self._on_choice, "value")
+        self.vocoder.observe(self._on_choice, "value")
         self.train_button.on_click(self._on_train)
 
         players = widgets.HBox([widgets.VBox([widgets.Label(PLAYERS[name]), audio],
@@ -375,7 +392,7 @@ class EmotionSwitch:
             widgets.HBox([self.actor, self.statement], layout=widgets.Layout(flex_flow="wrap")),
             widgets.HBox([self.emotion, self.intensity, self.repetition, self.upload],
                          layout=widgets.Layout(flex_flow="wrap")),
-            self.target, self.strength, self.status, players, self.spectrograms,
+            self.target, self.strength, self.vocoder, self.status, players, self.spectrograms,
             self.probabilities])
         self.train_panel = widgets.VBox([self.train_button, self.train_log])
         self.widget = widgets.VBox([self.status])
@@ -470,7 +487,8 @@ class EmotionSwitch:
                 self.status.value = _message("Translating …")
                 if self.source is None:
                     self.source = self.corpus_choice()
-                result = self.engine.result(self.source, self.target.value, self.strength.value)
+                result = self.engine.result(self.source, self.target.value, self.strength.value,
+                                            self.vocoder.value)
         except EmoganError as err:
             self.status.value = _message(html.escape(str(err)), error=True)
             return None
@@ -490,7 +508,8 @@ class EmotionSwitch:
         top = max(result.translation_probabilities, key=result.translation_probabilities.get)
         self.status.value = _message(
             f"<b>{html.escape(result.source)}</b> ({result.source_emotion}) \u2192 "
-            f"<b>{result.target}</b> at strength {result.strength:g}; the classifier hears "
+            f"<b>{result.target}</b> at strength {result.strength:g} through {result.vocoder}; "
+            f"the classifier hears "
             f"<b>{top}</b> in the translation. <i>{timing}</i>")
 
 

@@ -20,6 +20,8 @@ from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDisc
                                  UNetGenerator)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
                                   remaining_semitones, stretch_mel)
+from emogan_utils.world import WorldConfig, analyze, synthesize
+from emogan_utils.world import f0_contour as world_f0
 from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
                                 paired_l1, parallel_set, seed_everything)
 
@@ -249,6 +251,36 @@ def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch
     assert result["emotions"]["surprised"]["mcd_source"] > 1.0
 
 
+def test_world_vocoder_converts_pitch_range_and_tempo(tmp_path, tiny_checkpoint):
+    saved = torch.load(tiny_checkpoint, weights_only=True)
+    offsets = {e: ProsodyShift() for e in EMOTIONS} | {"angry": ProsodyShift(4.0, 1.25, 6.0, 1.5)}
+    saved["extra"]["prosody"] = EmotionProsody(offsets, {"angry": 1}).state_dict()
+    path = tmp_path / "with_prosody.pt"
+    torch.save(saved, path)
+    rate = AudioConfig().sample_rate
+    t = np.arange(rate) / rate
+    f0 = 150.0 * 2 ** (np.sin(2 * np.pi * 2.0 * t) / 12)  # one semitone of slow vibrato
+    wave = 0.2 * np.sign(np.sin(2 * np.pi * np.cumsum(f0) / rate)).astype(np.float32)
+    world = Translator(path, vocoder="world")
+    conversion = world.convert(wave, "angry")
+    assert conversion.converted_mel.shape == conversion.source_mel.shape
+    assert len(conversion.wave) == round(len(wave) / 1.25)
+    assert np.all(np.isfinite(conversion.wave)) and np.abs(conversion.wave).max() <= 1.0
+    before = world_f0(wave, rate, WorldConfig())
+    after = world_f0(conversion.wave, rate, WorldConfig())
+    before, after = (np.log2(c[c > 0]) * 12 for c in (before, after))
+    assert np.median(after) - np.median(before) == pytest.approx(4.0, abs=0.5)
+    assert np.std(after) / np.std(before) == pytest.approx(1.5, rel=0.2)
+    # without prosody, strength 0 from neutral: the vocoder alone, up to the generator's change
+    plain = Translator(path, vocoder="world", prosody=False)
+    assert len(plain(wave, "angry")) == len(wave)
+    np.testing.assert_allclose(plain.resynthesize(wave), synthesize(analyze(wave, rate), len(wave)))
+    with pytest.raises(ValueError, match="vocoder"):
+        Translator(path, vocoder="wavenet")
+    silent = world.convert(np.zeros(rate // 2, np.float32), "angry").wave
+    assert np.all(np.isfinite(silent)) and np.abs(silent).max() < 1e-3
+
+
 def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_checkpoint):
     saved = torch.load(tiny_checkpoint, weights_only=True)
     offsets = {e: ProsodyShift() for e in EMOTIONS} | {"sad": ProsodyShift(-3.0, 0.8, 6.0),
@@ -262,22 +294,21 @@ def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_
     assert len(plain(wave, "sad")) == len(wave)
     assert len(shaped(wave, "sad")) == pytest.approx(len(wave) / 0.8, rel=0.02)
     assert len(shaped(wave, "sad", strength=0.5)) == pytest.approx(len(wave) / 0.8 ** 0.5, rel=0.02)
-    # tempo on the mel before Griffin-Lim, pitch after it; the level is the generator's
+    # tempo on the mel before Griffin-Lim, then the pitch change that the generator left
+    # undone; the level is the generator's
     mel = shaped.translate_mel(shaped.mel(wave), "sad")
     slower = round(len(wave) / 0.8)
     gl = shaped.to_audio(stretch_mel(mel, AudioConfig().frames(slower)), slower)
-    np.testing.assert_allclose(shaped.speech(mel, "sad", length=len(wave)),
-                               apply_prosody(gl, ProsodyShift(-3.0)), atol=1e-6)
-    # given the source, only the pitch change that the generator left undone
     left = remaining_semitones(-3.0, *(clip_prosody(w)["semitones"] for w in (wave, gl)))
-    np.testing.assert_allclose(shaped.speech(mel, "sad", 1.0, "neutral", len(wave), wave),
+    np.testing.assert_allclose(shaped.speech(mel, wave, "sad"),
                                apply_prosody(gl, ProsodyShift(left)), atol=1e-6)
     # a shift under min_pitch_shift (1 semitone by default) is skipped
     unshifted = shaped.to_audio(mel, len(wave))
-    np.testing.assert_allclose(shaped.speech(mel, "calm", length=len(wave)), unshifted, atol=1e-6)
-    fine = Translator(path, min_pitch_shift=0.25).speech(mel, "calm", length=len(wave))
-    np.testing.assert_allclose(fine, apply_prosody(unshifted, ProsodyShift(-0.5)), atol=1e-6)
-    assert np.abs(fine - unshifted).max() > 1e-3
+    np.testing.assert_allclose(shaped.speech(mel, wave, "calm"), unshifted, atol=1e-6)
+    left = remaining_semitones(-0.5, *(clip_prosody(w)["semitones"] for w in (wave, unshifted)))
+    fine = Translator(path, min_pitch_shift=0.25).speech(mel, wave, "calm")
+    expected = ProsodyShift(left if abs(left) >= 0.25 else 0.0)
+    np.testing.assert_allclose(fine, apply_prosody(unshifted, expected), atol=1e-6)
     assert Translator(tiny_checkpoint).prosody is None  # made without: the generator alone
     source = tmp_path / "in.wav"
     sf.write(source, wave, rate)

@@ -106,6 +106,25 @@ def test_every_choice_is_computed_once(switch):
     assert computed == {"analysis": 2, "translation": 5}
 
 
+def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
+    computed = switch.engine.computed
+    griffin_lim = {name: bytes(switch.players[name].value)
+                   for name in ("reconstruction", "translation")}
+    switch.vocoder.value = "world"
+    assert computed == {"analysis": 2, "translation": 2}
+    assert "through world" in switch.status.value
+    world = {name: bytes(switch.players[name].value) for name in griffin_lim}
+    assert all(world[name] != griffin_lim[name] for name in world)
+    original, _ = wav(switch.players["original"].value)
+    reconstruction, _ = wav(switch.players["reconstruction"].value)
+    assert len(reconstruction) == len(original)
+    switch.vocoder.value = "griffin-lim"  # both choices are cached
+    assert computed == {"analysis": 2, "translation": 2}
+    assert bytes(switch.players["translation"].value) == griffin_lim["translation"]
+    with pytest.raises(ValueError, match="vocoder"):
+        switch.engine.result(switch.source, "sad", 1.0, "wavenet")
+
+
 def test_controls_are_disabled_while_computing(switch):
     seen = []
     switch.target.observe(lambda change: seen.append(change["new"]), "disabled")
