@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+from emogan_utils.config import EmoganError
 
 
 @contextlib.contextmanager
@@ -86,13 +90,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int,
                 subtype: str = "PCM_16") -> None:
-    """Write a mono or (channels, samples) waveform to a WAV/FLAC file atomically."""
+    """Write a mono or (channels, samples) waveform to a WAV/FLAC file atomically (the format
+    from the extension: :data:`AUDIO_FORMATS`)."""
     audio = np.asarray(waveform, dtype=np.float32)
     if audio.ndim == 2:
         audio = audio.T  # soundfile wants (frames, channels)
     if not np.all(np.isfinite(audio)):
         raise ValueError(f"{path}: waveform contains NaN or infinite samples; not written")
-    fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
+    fmt = audio_format(path)
     with atomic_path(path) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
 
@@ -102,3 +107,63 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
+
+
+AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+"""The audio formats :func:`write_audio` writes, by file extension."""
+
+STALE_SECONDS = 600.0
+"""Age after which a temporary file of an atomic write, or a cache shard without its index,
+is taken as left by a killed process, not as a write in progress."""
+
+
+class OutputError(EmoganError):
+    """An output path that cannot be written, named with the reason."""
+
+
+def audio_format(path: str | os.PathLike) -> str:
+    """The soundfile format that ``path``'s extension names; :class:`OutputError` if none."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in AUDIO_FORMATS:
+        raise OutputError(f"{path}: cannot write {suffix or 'a file without extension'}; "
+                          f"name a {' or '.join(AUDIO_FORMATS)} file")
+    return AUDIO_FORMATS[suffix]
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless ``folder`` is, or can be made as, a writable folder."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"{folder}: cannot be made, {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot write there, {existing} is not writable")
+
+
+def check_audio_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Raise :class:`OutputError` unless :func:`write_audio` can write ``path`` without
+    touching ``inputs``: a supported extension, not a folder, not an input, a writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; name the audio file to write")
+    audio_format(path)
+    if any(path.resolve() == Path(source).resolve() for source in inputs):
+        raise OutputError(f"{path}: the output would overwrite the input; choose another path")
+    check_writable_folder(path.parent)
+
+
+def remove_stale(paths: Iterable[Path], age: float = STALE_SECONDS) -> list[Path]:
+    """Delete those of ``paths`` last modified more than ``age`` seconds ago; return them."""
+    now, removed = time.time(), []
+    for path in paths:
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if now - path.stat().st_mtime > age:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Temporary files of :func:`atomic_path` writes to ``path``, finished or not."""
+    path = Path(path)
+    return list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
