@@ -269,7 +269,8 @@ def test_cache_serves_subsets_recomputes_edited_and_damaged(tiny_corpus, tmp_pat
     cache = FeatureCache(tmp_path, CFG)
     first = extract_features(paths, CFG, tmp_path, progress=False)
     shard = cache.shard([cache.identity(p) for p in paths])
-    np.save(shard, np.full_like(first, 7.0))  # once indexed, the shard is all that is read
+    # once indexed (with its checksums), the shard is all that is read
+    cache.write([cache.identity(p) for p in paths], np.full_like(first, 7.0))
     subset = [paths[9], paths[2]]
     assert np.all(extract_features(paths, CFG, tmp_path, progress=False) == 7.0)
     assert np.all(extract_features(subset, CFG, tmp_path, progress=False) == 7.0)
