@@ -9,8 +9,10 @@ arguments), ``state`` (one state dict per network or optimiser), ``audio`` (the
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -20,6 +22,9 @@ from emogan_utils.data import EMOTIONS
 from emogan_utils.features import AudioConfig, Normalizer
 
 FORMAT_VERSION = 1
+FIELDS = {"kind": str, "model_config": dict, "state": dict, "audio": dict, "extra": dict}
+"""The entries every checkpoint holds, and their types."""
+Config = TypeVar("Config")
 
 
 class CheckpointError(EmoganError):
@@ -44,6 +49,7 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_config: dict[st
     }
     with storage.atomic_path(path) as tmp:
         torch.save(payload, tmp)
+    storage.remove_stale(storage.stale_temps(path))  # left by saves that were killed
     return path
 
 
@@ -57,7 +63,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({err})") from err
+        raise _load_error(path, err) from err
     if not isinstance(payload, dict) or "format" not in payload:
         raise CheckpointError(f"{path}: not an emogan checkpoint (no format version)")
     if payload["format"] != FORMAT_VERSION:
@@ -67,11 +73,55 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
         raise CheckpointError(f"{path}: a {payload.get('kind')!r} checkpoint, expected {kind!r}")
     if payload.get("labels") != list(EMOTIONS):
         raise CheckpointError(f"{path}: label map {payload.get('labels')} differs from {list(EMOTIONS)}")
-    saved_audio = AudioConfig.from_dict(payload["audio"])
+    for key, kind in FIELDS.items():
+        if not isinstance(payload.get(key), kind):
+            raise CheckpointError(f"{path}: not a readable emogan checkpoint ({key!r} is missing "
+                                  f"or not a {kind.__name__})")
+    try:
+        saved_audio = AudioConfig.from_dict(payload["audio"])
+        if payload.get("normalizer") is not None:
+            payload["normalizer"] = Normalizer.from_state(payload["normalizer"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({err})") from err
     if audio is not None and saved_audio != audio:
         raise CheckpointError(f"{path}: made with other audio parameters ("
                               + "; ".join(saved_audio.differences(audio)) + ")")
     payload["audio"] = saved_audio
-    if payload.get("normalizer") is not None:
-        payload["normalizer"] = Normalizer.from_state(payload["normalizer"])
     return payload
+
+
+def _load_error(path: Path, err: Exception) -> CheckpointError:
+    """The error for a file ``torch.load(weights_only=True)`` refused, without torch's advice
+    to load it with ``weights_only=False``: a file that is not weights could run code."""
+    found = re.search(r"GLOBAL (\S+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
+    if found:
+        return CheckpointError(f"{path}: not a readable emogan checkpoint: it holds the Python "
+                               f"object {found.group(1)}, which loading could run as code, so "
+                               "emogan refused it. Do not load it with torch.load(weights_only="
+                               "False) unless you made the file yourself")
+    if isinstance(err, pickle.UnpicklingError):
+        return CheckpointError(f"{path}: not a readable emogan checkpoint (not a torch file of "
+                               "weights, or a damaged one)")
+    return CheckpointError(f"{path}: not a readable emogan checkpoint ({err})")
+
+
+def build_config(path: str | os.PathLike, cls: type[Config], values: Any) -> Config:
+    """The ``cls`` dataclass built from a checkpoint's ``values``; :class:`CheckpointError`
+    naming ``path`` if they do not fit it (unknown, missing or invalid fields)."""
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({cls.__name__}: "
+                              f"{err})") from err
+
+
+def load_weights(path: str | os.PathLike, module: Any, state: dict, name: str) -> None:
+    """Load ``state[name]`` into ``module`` (a network, optimiser or scheduler);
+    :class:`CheckpointError` naming ``path`` if it is missing or does not fit."""
+    if not isinstance(state.get(name), dict):
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (no {name!r} state)")
+    try:
+        module.load_state_dict(state[name])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({name!r} state does "
+                              f"not fit: {err})") from err
