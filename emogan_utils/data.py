@@ -7,10 +7,12 @@ angry, strong, "Kids are talking by the door", first repetition, actor 12 (femal
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,15 +139,15 @@ def load_corpus(root: str | Path, speech_only: bool = True,
     """Find every RAVDESS speech file below ``root`` (``Actor_XX/`` folders or flat).
 
     Returns one row per file, sorted by actor then name. Files that are not RAVDESS speech are
-    skipped; each is reported with its reason in a warning and, if given, appended to ``skipped``.
+    skipped, and so is a second copy of a recording (the same RAVDESS name, as WAV or FLAC, or
+    the same file through a link); each is reported with its reason in a warning and, if
+    given, appended to ``skipped``. Linked folders are followed, each folder once.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise CorpusError(_missing_corpus_message(root, "does not exist"))
-    rows, bad = [], []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue  # temporary or hidden files, e.g. an interrupted atomic write
+    rows, bad, seen = [], [], {}
+    for path in sorted(_audio_files(root)):
         try:
             record = parse_name(path)
         except ValueError as err:
@@ -154,6 +156,14 @@ def load_corpus(root: str | Path, speech_only: bool = True,
         if speech_only and (record.modality != 3 or record.vocal_channel != 1):
             bad.append((path, "not audio-only speech (modality 03, vocal channel 01)"))
             continue
+        if not path.is_file():
+            bad.append((path, "not a readable file (a broken or looping link)"))
+            continue
+        first = seen.get(path.stem) or seen.get(os.path.realpath(path))
+        if first is not None:
+            bad.append((path, f"the same recording as {first}, counted once"))
+            continue
+        seen[path.stem] = seen[os.path.realpath(path)] = path
         rows.append(record.as_row())
     if skipped is not None:
         skipped.extend(bad)
@@ -165,6 +175,30 @@ def load_corpus(root: str | Path, speech_only: bool = True,
         raise CorpusError(_missing_corpus_message(root, "holds no RAVDESS speech files"))
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.sort_values(["actor", "path"], key=_sort_key).reset_index(drop=True)
+
+
+def _audio_files(root: Path) -> Iterator[Path]:
+    """Audio files below ``root``, hidden names (temporary files of atomic writes) left out;
+    linked folders are followed, each real folder once, so a link loop ends."""
+    visited: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:
+            dirs.clear()
+            continue
+        visited.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield from (Path(folder) / name for name in files
+                    if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES)
+
+
+def corpus_fingerprint(table: pd.DataFrame, root: str | Path) -> str:
+    """SHA-1 of the sorted paths (relative to ``root``) and sizes of a corpus table's files:
+    which recordings a training run used, wherever the corpus folder now lies."""
+    root = Path(root).expanduser()
+    lines = sorted(f"{Path(path).relative_to(root).as_posix()}\t{os.path.getsize(path)}"
+                   for path in table["path"])
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
 
 def _sort_key(col: pd.Series) -> pd.Series:
