@@ -7,7 +7,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import librosa
@@ -18,8 +18,8 @@ import torchaudio
 from torch import nn
 from tqdm.auto import tqdm
 
-from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from emogan_utils.data import Split, load_corpus, split_actors
+from emogan_utils.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from emogan_utils.data import Split, corpus_fingerprint, load_corpus, split_actors
 from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit_per_speaker,
                                    normalize_per_speaker)
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
@@ -203,15 +203,17 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
                    checkpoint: str | os.PathLike | None = None, resume: bool = False,
                    stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
-                   ) -> tuple[EmotionClassifier, dict]:
+                   data: dict | None = None) -> tuple[EmotionClassifier, dict]:
     """Train on normalised log-mels; return the best model on validation and the history.
 
     The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
     ``val_acc``, ``lr``, ``seconds``) and ``best_epoch``, the epoch whose weights are returned.
     With ``checkpoint`` the whole run state (weights, best weights so far, optimiser, schedule,
-    random states, history) is written there after every epoch; ``resume=True`` continues from
-    it and ends with the weights an uninterrupted run would. ``stop_after`` ends this call after
-    that many epochs (the best model so far is returned).
+    random states, history) is written there after every epoch, with ``data`` (what the run
+    trains on, e.g. its actors and corpus fingerprint); ``resume=True`` continues from it, if
+    made with the same settings and ``data``, and ends with the weights an uninterrupted run
+    would. ``stop_after`` ends this call after that many epochs (the best model so far is
+    returned).
     """
     generator = seed_everything(config.seed)
     device = pick_device(config.device)
@@ -235,9 +237,9 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     wanted = _resumable_config(config)
     if resume and checkpoint is not None and Path(checkpoint).exists():
         saved = load_checkpoint(checkpoint, kind="classifier-run", audio=audio)
-        _check_resumable(Path(checkpoint), saved, wanted, "classifier")
+        _check_resumable(Path(checkpoint), saved, wanted, "classifier", data)
         for name, part in trained.items():
-            part.load_state_dict(saved["state"][name])
+            load_weights(checkpoint, part, saved["state"], name)
         run = saved["extra"]["run"]
         restore_random_state(generator, saved["extra"]["rng"])
     history = run["history"]
@@ -288,7 +290,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             save_checkpoint(checkpoint, kind="classifier-run",
                             model_config=config.model.to_dict(),
                             state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
-                            extra={"run": run, "train_config": wanted,
+                            extra={**(data or {}), "run": run, "train_config": wanted,
                                    "rng": random_state(generator)})
         if run["stopped"]:
             break
@@ -324,7 +326,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
 
     Without ``val_actors`` two gender-balanced actors are held out; without ``train_actors``
     every other actor trains. ``checkpoint`` and ``resume`` are :func:`fit_classifier`'s: the
-    run state after every epoch, and continuing from it.
+    run state after every epoch, and continuing from it with the same actors and recordings.
     """
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
@@ -338,6 +340,9 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
         if missing or not part:
             raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
                              f"(it has actors {actors})")
+    used = table[table["actor"].isin(split.train + split.val)]
+    provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
+                  "corpus": corpus_fingerprint(used, data)}
     mel, table = corpus_features(table, audio, cache_dir, config.progress)
     labels, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
     train = table["actor"].isin(split.train).to_numpy()
@@ -346,7 +351,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer)
          for part, rows in (("train", train), ("val", val))}
     model, history = fit_classifier(x["train"], labels[train], x["val"], labels[val], config,
-                                    checkpoint, resume, audio=audio)
+                                    checkpoint, resume, audio=audio, data=provenance)
     return TrainedClassifier(model, normalizer, config, history, split.train, split.val)
 
 
@@ -530,9 +535,10 @@ class GANParts:
                 "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
 
-    def load(self, state: dict[str, dict]) -> None:
-        for name, value in state.items():
-            getattr(self, name).load_state_dict(value)
+    def load(self, path: Path, state: dict[str, dict]) -> None:
+        """Load every part from the checkpoint at ``path``'s ``state``."""
+        for part in fields(self):
+            load_weights(path, getattr(self, part.name), state, part.name)
 
 
 def build_gan(config: GANTrainConfig, device: torch.device, total_steps: int) -> GANParts:
@@ -633,14 +639,20 @@ def _resumable_config(config: ClassifierTrainConfig | GANTrainConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if k != "progress"}
 
 
-def _check_resumable(path: Path, saved: dict, wanted: dict, what: str) -> None:
-    """Raise if the run checkpoint at ``path`` was made with other training settings."""
-    found = saved["extra"].get("train_config", {})
-    differ = [f"{k}: {found.get(k)!r} != {v!r}" for k, v in wanted.items()
-              if _plain(found.get(k)) != _plain(v)]
-    if differ:
-        raise CheckpointError(f"{path}: cannot resume, made with another {what} training "
-                              f"configuration ({'; '.join(differ)})")
+def _check_resumable(path: Path, saved: dict, wanted: dict, what: str,
+                     data: dict | None = None) -> None:
+    """Raise if the run checkpoint at ``path`` was made with other training settings, or with
+    other ``data`` (entries of its ``extra``: actors, corpus fingerprint)."""
+    extra = saved["extra"]
+    for found, expected, made_with in (
+            (extra.get("train_config", {}), wanted, f"another {what} training configuration"),
+            (extra, data or {}, "other data (actors or recordings)")):
+        differ = [f"{k}: {found.get(k)!r} != {v!r}" for k, v in expected.items()
+                  if _plain(found.get(k)) != _plain(v)]
+        if differ:
+            raise CheckpointError(f"{path}: cannot resume, made with {made_with} "
+                                  f"({'; '.join(differ)}); give the same ones, or start "
+                                  "afresh without --resume")
 
 
 def _plain(value):
@@ -655,12 +667,15 @@ def _plain(value):
 def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Normalizer,
             config: GANTrainConfig = GANTrainConfig(), audio: AudioConfig = AudioConfig(),
             val: ParallelSet | None = None, resume: bool = False, stop_after: int | None = None,
-            extra: dict | None = None, progress: bool = True) -> dict[str, list[float]]:
+            extra: dict | None = None, progress: bool = True,
+            data: dict | None = None) -> dict[str, list[float]]:
     """Train the conditional GAN, saving a checkpoint after every epoch; returns loss history.
 
     ``resume=True`` continues from ``checkpoint`` (weights, optimisers, schedules and random
-    states), ending where an uninterrupted run would. ``stop_after`` ends this call after that
-    many epochs, e.g. to spread a long run over sessions.
+    states), ending where an uninterrupted run would; it refuses a checkpoint made with other
+    settings or other ``data`` (what the run trains on, saved in its ``extra``: actors, corpus
+    fingerprint). ``stop_after`` ends this call after that many epochs, e.g. to spread a long
+    run over sessions.
     """
     checkpoint = Path(checkpoint)
     device = pick_device(config.device)
@@ -673,8 +688,8 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
     start = 0
     if resume and checkpoint.exists():
         saved = load_checkpoint(checkpoint, kind="gan", audio=audio)
-        _check_resumable(checkpoint, saved, _resumable_config(config), "GAN")
-        parts.load(saved["state"])
+        _check_resumable(checkpoint, saved, _resumable_config(config), "GAN", data)
+        parts.load(checkpoint, saved["state"])
         history, start = saved["extra"]["history"], saved["extra"]["epoch"]
         restore_random_state(data_rng, saved["extra"]["rng"])
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
@@ -697,7 +712,8 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
                         model_config={"generator": asdict(config.generator),
                                       "discriminator": asdict(config.discriminator)},
                         state=parts.state(), audio=audio, normalizer=normalizer,
-                        extra={**(extra or {}), "history": history, "epoch": epoch + 1,
+                        extra={**(extra or {}), **(data or {}), "history": history,
+                               "epoch": epoch + 1,
                                "train_config": config.to_dict(),
                                "rng": random_state(data_rng)})
     return history
@@ -733,7 +749,8 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     prosody = fit_emotion_prosody(parts["train"][0], audio, progress=progress)
     train_set = parallel_set(*parts["train"], normalizer, progress)
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
+    used = table[table["actor"].isin([*train_actors, *val_actors])]
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
-                   extra={"train_actors": train_actors, "val_actors": list(val_actors),
-                          "prosody": prosody.state_dict()},
-                   progress=progress)
+                   extra={"prosody": prosody.state_dict()}, progress=progress,
+                   data={"train_actors": train_actors, "val_actors": list(val_actors),
+                         "corpus": corpus_fingerprint(used, data)})
