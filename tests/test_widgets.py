@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,29 @@ def test_uploads_are_cut_to_the_interactive_length():
     sf.write(buffer, harmonic(150, 5.0), RATE, format="WAV")
     source = upload_source("long.wav", buffer.getvalue(), max_seconds=2.0)
     assert len(source.wave) == 2 * RATE and source.emotion is None
+
+
+def test_the_engine_works_without_ipywidgets(checkpoints):
+    # A fresh interpreter where importing ipywidgets fails: the engine must neither import it
+    # (directly or through another module) nor need it to compute and render a choice.
+    program = (
+        "import io, sys\n"
+        "sys.modules['ipywidgets'] = None  # any import of it now raises ImportError\n"
+        "import numpy as np, soundfile as sf\n"
+        "from pathlib import Path\n"
+        "from emogan_utils.switch import SwitchConfig, load_engine, upload_source\n"
+        "t = np.arange(16000) / 16000\n"
+        "buffer = io.BytesIO()\n"
+        "sf.write(buffer, 0.2 * np.sin(2 * np.pi * 150 * t), 16000, format='WAV')\n"
+        "engine = load_engine(Path(sys.argv[1]), SwitchConfig(vocoder='griffin-lim'))\n"
+        "source = upload_source('clip.wav', buffer.getvalue(), max_seconds=8.0)\n"
+        "result = engine.result(source, 'angry', 1.0)\n"
+        "assert result.wav['translation'][:4] == b'RIFF', result.wav.keys()\n"
+        "assert result.png['spectrograms'][:4] == b'\\x89PNG'\n"
+        "assert sys.modules['ipywidgets'] is None\n")
+    done = subprocess.run([sys.executable, "-c", program, str(checkpoints)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
 
 
 def test_missing_checkpoints_explain_and_the_button_trains_what_is_missing(
