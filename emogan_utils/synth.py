@@ -13,8 +13,8 @@ repetitions vary slightly, so no single cue separates the emotions.
 
 espeak-ng keeps synthesis state (glottal phase, flutter) from one utterance to the next, so the
 same text can come out a few samples different. To make a seed give byte-identical files, a
-small server process initialises the engine once and speaks every utterance in a child forked
-from that fresh state (Linux and macOS).
+small server process (:mod:`emogan_utils.espeak_worker`) initialises the engine once and speaks
+every utterance in a child forked from that fresh state (Linux and macOS).
 """
 
 from __future__ import annotations
@@ -271,109 +271,16 @@ def utterance(actor: int, emotion_id: int, intensity: int, statement_id: int, re
 
 # ------------------------------------------------------------------------------- espeak-ng
 
-_SPEAKER_SOURCE = r'''
-"""A small espeak-ng server: reads requests on stdin, answers int16 audio on stdout.
-
-espeak-ng carries synthesis state from one utterance to the next, so every request is spoken
-by a child forked from the freshly initialised engine: the same request gives the same bytes.
-The process stays small (ctypes only) so that forking it is cheap.
-"""
-import ctypes, json, os, signal, struct, sys, traceback
-
-AUDIO_OUTPUT_SYNCHRONOUS, INITIALIZE_DONT_EXIT, POS_CHARACTER, CHARS_UTF8 = 2, 0x8000, 1, 1
-PARAMETERS = {"rate": 1, "volume": 2, "pitch": 3, "pitch_range": 4}
-CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                            ctypes.c_void_p)
-
-
-def start(library, data):
-    """Load and initialise libespeak-ng; return it and the list its callback fills."""
-    lib = ctypes.CDLL(library)
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-    lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                 ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), INITIALIZE_DONT_EXIT)
-    if rate != 22050:
-        raise RuntimeError(f"espeak-ng failed to start with data {data} (returned {rate})")
-    chunks = []
-
-    def collect(wav, n, events):
-        if wav and n > 0:
-            chunks.append(ctypes.string_at(wav, 2 * n))
-        return 0
-
-    lib._keep = CALLBACK(collect)  # C holds the pointer: keep the callback alive
-    lib.espeak_SetSynthCallback(lib._keep)
-    return lib, chunks
-
-
-def speak(lib, chunks, request):
-    """Synthesise one request; int16 samples at 22050 Hz as bytes."""
-    if lib.espeak_SetVoiceByName(request["voice"].encode()) != 0:
-        raise RuntimeError(f"espeak-ng has no voice {request['voice']}")
-    for name, param in PARAMETERS.items():
-        lib.espeak_SetParameter(param, int(request[name]), 0)
-    lib.espeak_ng_SetRandSeed(int(request["seed"]))
-    text = ctypes.create_string_buffer(request["text"].encode())
-    err = lib.espeak_Synth(text, len(text), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
-    if err != 0:
-        raise RuntimeError(f"espeak-ng could not say {request['text']!r} (error {err})")
-    return b"".join(chunks)
-
-
-def answer(lib, chunks, request, out):
-    """Speak in a forked child (fresh state each time) and write the length-prefixed audio."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            audio = speak(lib, chunks, request)
-            out.write(struct.pack("<I", len(audio)) + audio)
-            out.flush()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        out.write(struct.pack("<I", 0xFFFFFFFF))
-        out.flush()
-
-
-def serve(library, data):
-    """Answer requests until stdin closes (Ctrl-C is the client's business)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lib, chunks = start(library, data)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while header := stdin.read(4):
-        request = json.loads(stdin.read(struct.unpack("<I", header)[0]))
-        answer(lib, chunks, request, stdout)
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2])
-'''
-
-_BOOTSTRAP = ("import sys; exec(compile(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())), "
-              "'emogan-espeak-server', 'exec'))")
-"""The server's command line: its source comes first on stdin, keeping ``ps`` readable."""
-
-
 class _Espeak:
     """Client of a private espeak-ng server process (the library is not thread safe)."""
 
     def __init__(self) -> None:
         import espeakng_loader
 
-        command = [sys.executable, "-I", "-S", "-c", _BOOTSTRAP,
+        # Run as a script, isolated and without site-packages: a small process to fork from.
+        command = [sys.executable, "-I", "-S", str(Path(__file__).with_name("espeak_worker.py")),
                    espeakng_loader.get_library_path(), espeakng_loader.get_data_path()]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        source = _SPEAKER_SOURCE.encode()
-        self._process.stdin.write(b"%d\n" % len(source) + source)
 
     def speak(self, u: Utterance) -> np.ndarray:
         """Synthesise ``u`` from the engine's fresh state; float32 at 22050 Hz."""
