@@ -30,10 +30,11 @@ import librosa
 import numpy as np
 import torch
 
-from emogan_utils.data import default_corpus, load_corpus
+from emogan_utils.data import load_corpus
 from emogan_utils.features import (BATCH_SIZE, SORT_CHUNK, AudioConfig, FeatureCache, LogMel,
                                    Normalizer, batches_by_length, extract_features, read_audio,
                                    resample, stack_fixed_length, trim_silence)
+from emogan_utils.synth import default_corpus
 from emogan_utils.threads import torch_threads
 
 

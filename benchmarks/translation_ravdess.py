@@ -50,9 +50,10 @@ import torch
 
 from emogan_utils.cli import _actors
 from emogan_utils.config import Paths
-from emogan_utils.data import default_corpus, load_corpus
+from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import evaluate_translation, translation_table
 from emogan_utils.inference import Translator, classifier_judge, load_classifier
+from emogan_utils.synth import default_corpus
 from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, pick_device,
                                 save_classifier, train_classifier, train_gan)
 

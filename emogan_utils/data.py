@@ -343,12 +343,8 @@ def fold_split(actors: Sequence[int], k: int, fold: int, n_val: int = 2, seed: i
 
 
 def default_corpus(make: bool = True) -> Path:
-    """The corpus the notebooks use: ``EMOGAN_DATA``/``data/RAVDESS``, else the embedded one."""
-    from emogan_utils.config import Paths
+    """Moved to :func:`emogan_utils.synth.default_corpus` (making the embedded corpus is synth's
+    concern, and data must not import synth); kept until cli.py imports it from there."""
+    from emogan_utils.synth import default_corpus as made_if_missing  # TODO: remove with cli's
 
-    paths = Paths.from_env()
-    if paths.uses_embedded and make:
-        from emogan_utils.synth import make_corpus
-
-        make_corpus(paths.embedded)
-    return paths.corpus
+    return made_if_missing(make)

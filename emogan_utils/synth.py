@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from emogan_utils.config import Paths
 from emogan_utils.data import EMOTIONS, STATEMENTS, CorpusError, ravdess_name
 from emogan_utils.storage import write_audio, write_json
 
@@ -635,6 +636,15 @@ def make_corpus(dest: str | os.PathLike, actors: Iterable[int] = ACTORS, seed: i
     return dest
 
 
+def default_corpus(make: bool = True) -> Path:
+    """The corpus the notebooks and the CLI use: ``EMOGAN_DATA``/``data/RAVDESS``, else the
+    embedded one, made first (if ``make``) when it is not complete."""
+    paths = Paths.from_env()
+    if paths.uses_embedded and make:
+        make_corpus(paths.embedded)
+    return paths.corpus
+
+
 __all__ = ["EMOTION_RULES", "EmotionStyle", "GENERATOR_VERSION", "MANIFEST", "Speaker",
-           "Utterance", "corpus_files", "espeak_version", "file_path", "make_corpus", "render",
-           "rules_table_markdown", "speaker", "utterance"]
+           "Utterance", "corpus_files", "default_corpus", "espeak_version", "file_path",
+           "make_corpus", "render", "rules_table_markdown", "speaker", "utterance"]
