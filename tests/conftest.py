@@ -15,6 +15,28 @@ from emogan_utils.data import ravdess_name
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess"
 
+# Tolerances for comparing two computations of the same thing (a batch and one clip, blocked and
+# dense, one thread and two). Another CPU, thread count or batch size may add float32 terms in
+# another order (SIMD width, blocking, FMA), so results agree to rounding, not bit for bit.
+EPS32 = float(np.finfo(np.float32).eps)
+"""float32 machine epsilon, 2**-23 = 1.19e-7 (twice the unit roundoff): the tolerances' unit."""
+
+
+def sum_rtol(terms: int) -> float:
+    """Relative difference allowed between two float32 sums of ``terms`` non-negative terms
+    added in different orders: each is within ``(terms - 1) * eps32 / 2`` of the exact sum when
+    nothing cancels (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002, 4.2), so
+    the two within ``(terms - 1) * eps32``; twice that leaves room for the product terms'
+    own rounding."""
+    return 2 * max(terms - 1, 1) * EPS32
+
+
+def db_atol(terms: int) -> float:
+    """dB difference allowed between two log-powers (``10 log10``) whose powers went through
+    sums of up to ``terms`` float32 terms: ``10 / ln 10`` times :func:`sum_rtol`, plus the
+    logarithm's own rounding, at most ``eps32`` of |dB| <= 100 dB on either side."""
+    return 10.0 / np.log(10.0) * sum_rtol(terms) + 2 * 100.0 * EPS32
+
 
 def _shared(folder: str, what: str) -> Path:
     """``../shared/ravdess/<folder>``, or skip the test when this machine lacks it."""
