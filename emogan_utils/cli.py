@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the random seed")
     p.add_argument("--cls-weight", type=float,
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
-                        "how the speaker really sounds (default 1; see the README)")
+                        "how the speaker really sounds (default 1; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")

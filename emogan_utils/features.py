@@ -553,11 +553,9 @@ def normalize_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
 # ------------------------------------------------------------------------------ cache and batch
 
 BATCH_SIZE = 8
-"""Clips per log-mel batch. On the 2-core development CPU a batch of 16 freed and allocated
-again tens of MB that glibc handed back to the system in between: 110,000-180,000 minor page
-faults in a first run over the embedded corpus, against 5,000-104,000 for batches of 8, and a
-best time of 1.63 s against 1.38 and 1.59 s in the runs beside it
-(``benchmarks/feature_extraction.py --batch-size N``)."""
+"""Clips per log-mel batch: batches of 16 allocated and freed so much memory between them that
+page faults made them slower (docs/performance.md; ``benchmarks/feature_extraction.py
+--batch-size N``)."""
 
 SORT_CHUNK = 256
 """Files decoded before they are sorted by length into batches: batches of 8 from chunks of 256

@@ -30,12 +30,9 @@ class MelInverter(torch.nn.Module):
     minimum-norm, then ReLU; no SGD loop any more) is cheap, but its minimum-norm solution smears
     a harmonic over the whole mel filter. ``nnls_iter`` multiplicative updates (Lee & Seung)
     started from it keep the power non-negative, never increase the squared error and
-    re-concentrate the energy. They run in place, through the blocked filterbank
-    (:class:`~emogan_utils.features.MelFilterbank`). Measured on eight 4-s RAVDESS clips, one
-    thread of a shared 2-core CPU: lstsq 0.02 s, 30 updates 0.16 s (0.26 s with the dense
-    filterbank and a new tensor each step), librosa's L-BFGS NNLS 7.8 s, Griffin-Lim's FFTs
-    (32 iterations) ~2 s; spectral convergence after Griffin-Lim 0.39 without the updates,
-    0.32 with them, 0.39 for librosa's ``mel_to_audio``; on a 1 kHz tone 0.43 -> 0.10.
+    re-concentrate the energy (spectral convergence 0.32 with them, 0.39 without). They run in
+    place, through the blocked filterbank (:class:`~emogan_utils.features.MelFilterbank`).
+    Timings against librosa: docs/performance.md.
     """
 
     def __init__(self, config: AudioConfig = AudioConfig(), n_iter: int = 32,
@@ -70,9 +67,8 @@ class MelInverter(torch.nn.Module):
 
     def forward(self, mel_db: torch.Tensor) -> torch.Tensor:
         """:meth:`invert`; a batch on a CPU is spread over one worker thread per torch thread
-        (:func:`~emogan_utils.threads.map_batch`), which gives the same waveforms. Eight 4-s
-        clips on the 2-core development CPU (``benchmarks/griffin_lim.py``): 0.53-0.55 s against
-        0.58-0.63 s in one call on torch's two intra-op threads."""
+        (:func:`~emogan_utils.threads.map_batch`), which gives the same waveforms up to float
+        rounding and was faster than torch's intra-op threads (docs/performance.md)."""
         batch = mel_db.reshape(-1, *mel_db.shape[-2:])
         wave = map_batch(self.invert, batch)
         return wave.reshape(*mel_db.shape[:-2], wave.shape[-1])

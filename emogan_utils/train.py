@@ -397,27 +397,22 @@ class GANTrainConfig:
     w_adv: float = 1.0
     w_cls: float = 1.0
     """Emotion classification of reals (discriminator) and of fakes (generator): higher converts
-    more strongly, lower stays closer to how the speaker really sounds. Chosen by a rule fixed
-    beforehand (the lowest MCD among settings judged at least 60 % converted) on validation
-    actors 13-16, GAN trained on 1-12, 30 epochs, three judges: 65 / 71 / 76 % and MCD
-    2.57 / 2.69 / 2.81 dB for 1 / 2 / 3 (2.81 unconverted). A sweep on only two validation
-    actors had chosen 3; see the README and benchmarks/translation_ravdess.py --cls-weight."""
+    more strongly, lower stays closer to how the speaker really sounds. 1 was chosen on
+    validation actors (docs/results.md, "Choosing w_cls"; benchmarks/translation_ravdess.py
+    --cls-weight)."""
     w_cycle: float = 5.0
     w_identity: float = 2.0
     w_paired: float = 10.0
-    """On by default: on held-out RAVDESS actors after 6 epochs, the judging classifier heard
-    the target emotion in 36 % of conversions with it and 7 % without (benchmarks/translation_ravdess.py)."""
+    """L1 loss to the time-aligned real target. On by default: without it conversions were far
+    less often heard as the target (docs/results.md, "Paired against unpaired")."""
     paired_cepstra: int | None = 20
     """Compare fake and aligned real target on their first K mel-cepstral coefficients (the
     spectral envelope) instead of on every mel bin (None). The aligned target speaks at another
     pitch, so bin by bin the loss asked the generator to paint the target's harmonics onto the
-    source's. With w_cls 3, on held-out actors 17-20 (30 epochs, GAN on 1-16, three judges),
-    20 coefficients took judged accuracy from 63 to 78 % and MCD from 3.94 to 3.47 dB (source
-    3.57); on validation actors 15-16 (GAN on 1-14) 64 -> 63 % and 2.93 -> 2.66 dB
-    (benchmarks/translation_ravdess.py --paired-cepstra)."""
+    source's (measured: docs/results.md, "How to read the table")."""
     amp: bool = False
-    """Mixed precision (train.amp_dtype). bf16 on an idle 2-core CPU trains 1.36x faster
-    (benchmarks/training_throughput.py); off until its effect on quality is measured."""
+    """Mixed precision (train.amp_dtype): faster (docs/performance.md), off until its effect on
+    quality is measured."""
     seed: int = 0
     device: str | None = None
     generator: GeneratorConfig = GeneratorConfig()
