@@ -174,8 +174,8 @@ class Translator:
         if isinstance(audio, (str, os.PathLike)):
             return load_audio(audio, self.audio, trim=False, fixed_length=False)
         untrimmed = dataclasses.replace(self.audio, trim_db=None)
-        return prepare_waveform(audio, sample_rate or self.audio.sample_rate, untrimmed,
-                                fixed_length=False)
+        rate = self.audio.sample_rate if sample_rate is None else sample_rate
+        return prepare_waveform(audio, rate, untrimmed, fixed_length=False)
 
     def mel(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
             sample_rate: int | None = None) -> np.ndarray:

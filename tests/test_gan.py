@@ -84,6 +84,14 @@ def test_generator_and_discriminator_shapes_for_any_length_and_emotion(frames):
     assert logits.shape == (len(EMOTIONS), len(EMOTIONS))
 
 
+def test_network_shapes_follow_the_features_and_the_emotions():
+    for config in (GeneratorConfig(), DiscriminatorConfig()):
+        assert (config.n_mels, config.n_emotions) == (AudioConfig().n_mels, len(EMOTIONS))
+    sized = TINY.for_audio(AudioConfig(n_mels=64))
+    assert sized.generator.n_mels == sized.discriminator.n_mels == 64
+    assert sized.generator.channels == TINY.generator.channels  # only the mel count changes
+
+
 def test_untrained_generator_is_the_identity():
     mel = torch.rand(2, 80, 77) * 2 - 1
     with torch.no_grad():
@@ -277,6 +285,8 @@ def test_world_vocoder_converts_pitch_range_and_tempo(tmp_path, tiny_checkpoint)
     np.testing.assert_allclose(plain.resynthesize(wave), synthesize(analyze(wave, rate), len(wave)))
     with pytest.raises(ValueError, match="vocoder"):
         Translator(path, vocoder="wavenet")
+    with pytest.raises(ValueError, match="sample_rate must be a positive number"):
+        world(wave, "angry", sample_rate=0)
     silent = world.convert(np.zeros(rate // 2, np.float32), "angry").wave
     assert np.all(np.isfinite(silent)) and np.abs(silent).max() < 1e-3
 
