@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from emogan_utils.data import EMOTIONS
+from emogan_utils.features import AudioConfig
+
+# The shapes' defaults come from the features (n_mels) and the corpus (the emotions), so that
+# they are set in one place; a checkpoint stores its own values and is built from those.
+
 # --- emotion classifier
 
 
@@ -14,8 +20,8 @@ from torch import nn
 class ClassifierConfig:
     """Shape of :class:`EmotionClassifier`; stored in checkpoints as its constructor arguments."""
 
-    n_mels: int = 80
-    n_classes: int = 8
+    n_mels: int = AudioConfig.n_mels
+    n_classes: int = len(EMOTIONS)
     channels: int = 128
     n_blocks: int = 3
     kernel_size: int = 5
@@ -100,8 +106,8 @@ class EmotionClassifier(nn.Module):
 class GeneratorConfig:
     """Shape of the conditional UNet generator (saved in GAN checkpoints)."""
 
-    n_mels: int = 80
-    n_emotions: int = 8
+    n_mels: int = AudioConfig.n_mels
+    n_emotions: int = len(EMOTIONS)
     channels: int = 16
     """Width after the stem; doubles with each downsampling."""
     depth: int = 3
@@ -119,8 +125,8 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     """Shape of the PatchGAN discriminator (saved in GAN checkpoints)."""
 
-    n_mels: int = 80
-    n_emotions: int = 8
+    n_mels: int = AudioConfig.n_mels
+    n_emotions: int = len(EMOTIONS)
     channels: int = 16
     depth: int = 4
 

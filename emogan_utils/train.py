@@ -7,7 +7,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import librosa
@@ -139,6 +139,10 @@ class ClassifierTrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_audio(self, audio: AudioConfig) -> "ClassifierTrainConfig":
+        """These settings with the model sized for ``audio``'s log-mels (what training uses)."""
+        return replace(self, model=replace(self.model, n_mels=audio.n_mels))
+
 
 @dataclass
 class TrainedClassifier:
@@ -215,6 +219,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     would. ``stop_after`` ends this call after that many epochs (the best model so far is
     returned).
     """
+    config = config.for_audio(audio)
     generator = seed_everything(config.seed)
     device = pick_device(config.device)
     dtype = amp_dtype(device, config.amp)
@@ -328,6 +333,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     every other actor trains. ``checkpoint`` and ``resume`` are :func:`fit_classifier`'s: the
     run state after every epoch, and continuing from it with the same actors and recordings.
     """
+    config = config.for_audio(audio)  # TrainedClassifier.config describes the model trained
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
     if val_actors is None:
@@ -431,6 +437,11 @@ class GANTrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_audio(self, audio: AudioConfig) -> "GANTrainConfig":
+        """These settings with both networks sized for ``audio``'s log-mels."""
+        return replace(self, generator=replace(self.generator, n_mels=audio.n_mels),
+                       discriminator=replace(self.discriminator, n_mels=audio.n_mels))
 
 
 @dataclass
@@ -673,6 +684,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
     run over sessions.
     """
     checkpoint = Path(checkpoint)
+    config = config.for_audio(audio)
     device = pick_device(config.device)
     data_rng = seed_everything(config.seed)
     n_pairs = min(config.pairs_per_epoch or len(train.mels), len(train.pairs))

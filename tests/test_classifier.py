@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from emogan_utils import cli
-from emogan_utils.checkpoint import CheckpointError, save_checkpoint
+from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (accuracy, classification_report, confusion_matrix,
                                    per_class_recall, unweighted_average_recall)
@@ -122,6 +122,19 @@ def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
     fit_classifier(x, y, x, y, TINY_TRAINING, run, stop_after=1)
     with pytest.raises(CheckpointError, match=r"classifier\.pt\.run: cannot resume.*lr: 0\.002 != 0\.01"):
         fit_classifier(x, y, x, y, dataclasses.replace(TINY_TRAINING, lr=0.01), run, resume=True)
+
+
+def test_model_shape_follows_the_features_and_the_emotions(tmp_path):
+    assert ClassifierConfig().n_mels == AudioConfig().n_mels
+    assert ClassifierConfig().n_classes == len(EMOTIONS)
+    x, y = _band_features(1)
+    x = np.ascontiguousarray(x[:, :40])  # 40-bin features; the model config keeps its default
+    run = tmp_path / "classifier.pt.run"
+    model, _ = fit_classifier(x, y, x, y, dataclasses.replace(TINY_TRAINING, epochs=1), run,
+                              audio=AudioConfig(n_mels=40))
+    assert model.config.n_mels == 40
+    saved = load_checkpoint(run, kind="classifier-run", audio=AudioConfig(n_mels=40))
+    assert saved["model_config"]["n_mels"] == 40
 
 
 def test_train_config_rejects_unknown_normalisation():
