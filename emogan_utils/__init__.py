@@ -1,9 +1,10 @@
 """emogan: GANs for speech emotion recognition and translation.
 
 Modules, one concern each: ``data`` (RAVDESS files, splits, download), ``synth`` (the embedded
-corpus), ``features`` (audio loading, log-mel, normalisation, cache), ``models``, ``train``,
-``inversion`` (Griffin-Lim), ``evaluate``, ``inference`` (predict, translate), ``plots``,
-``widgets``, ``cli``.
+corpus; ``espeak_worker`` is its espeak-ng server), ``features`` (audio loading, log-mel,
+normalisation, cache), ``models``, ``train``, ``inversion`` (Griffin-Lim), ``evaluate``,
+``inference`` (predict, translate), ``plots``, ``switch`` (the emotion switch's engine),
+``widgets`` (its ipywidgets view), ``cli``.
 """
 
 from importlib import metadata as _metadata
