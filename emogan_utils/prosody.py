@@ -213,7 +213,7 @@ def stretch_mel(mel_db: np.ndarray, frames: int) -> np.ndarray:
 
     Stretching before Griffin-Lim lets it make phases for the new timing; a phase vocoder on
     its output smears them a second time, and gave a higher mean MCD to the real target
-    recordings in every comparison made (README, translation).
+    recordings in every comparison made (docs/results.md, translation).
     """
     if frames < 2:
         raise ValueError(f"frames must be at least 2, got {frames}")
