@@ -417,3 +417,18 @@ def translation_table(result: dict[str, dict]) -> pd.DataFrame:
     """The per-emotion results of :func:`evaluate_translation` plus a 'mean' row, as a table."""
     rows = {**result["emotions"], "mean": result["mean"]}
     return pd.DataFrame.from_dict(rows, orient="index").round(3)
+
+
+HEADLINE_MEASURES = ("accuracy_converted", "dnsmos_ovrl_converted", "dnsmos_ovrl_source_resynth",
+                     "speaker_similarity_converted", "speaker_similarity_target",
+                     "mcd_converted", "mcd_source", "mcd_world_converted", "mcd_world_source",
+                     "f0_rmse_cents_converted", "f0_rmse_cents_source", "f0_corr_converted",
+                     "seconds_per_clip_converted")
+"""The measures :func:`translation_comparison` shows, one row each."""
+
+
+def translation_comparison(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """The mean of each headline measure (rows) for several :func:`evaluate_translation`
+    results (columns, named by ``results``' keys): vocoders or settings side by side."""
+    return pd.DataFrame({name: {k: result["mean"][k] for k in HEADLINE_MEASURES}
+                         for name, result in results.items()}).round(3)
