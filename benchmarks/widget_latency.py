@@ -26,8 +26,9 @@ import numpy as np
 import soundfile as sf
 
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS, Paths
-from emogan_utils.data import default_corpus, load_corpus
+from emogan_utils.data import load_corpus
 from emogan_utils.features import AudioConfig, load_audio
+from emogan_utils.synth import default_corpus
 from emogan_utils.switch import SwitchConfig, load_engine, upload_source
 
 SECONDS = 4.0

@@ -50,7 +50,7 @@ def _data_dir(value: str | None) -> Path:
     """The corpus folder: the option, else EMOGAN_DATA / data/RAVDESS / the embedded corpus."""
     if value:
         return Path(value)
-    from emogan_utils.data import default_corpus
+    from emogan_utils.synth import default_corpus
 
     return default_corpus()
 

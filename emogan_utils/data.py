@@ -340,11 +340,3 @@ def fold_split(actors: Sequence[int], k: int, fold: int, n_val: int = 2, seed: i
     val = inner.val if inner else ()
     train = tuple(a for a in sorted(set(rest)) if a not in val)
     return Split(train, val, test)
-
-
-def default_corpus(make: bool = True) -> Path:
-    """Moved to :func:`emogan_utils.synth.default_corpus` (making the embedded corpus is synth's
-    concern, and data must not import synth); kept until cli.py imports it from there."""
-    from emogan_utils.synth import default_corpus as made_if_missing  # the last data -> synth
-
-    return made_if_missing(make)
