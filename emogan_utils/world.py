@@ -32,9 +32,9 @@ class WorldConfig:
     """How WORLD analyses speech."""
 
     frame_period_ms: float = 5.0
-    f0_method: str = "harvest"
-    """``harvest`` (robust voicing, ~0.8 s per 4-s clip here) or ``dio`` with ``stonemask``
-    refinement (~0.03 s, more voicing errors)."""
+    f0_method: str = "dio"
+    """``dio`` with ``stonemask`` refinement, or ``harvest`` (more robust voicing, about five
+    times slower); resynthesis sounds the same with either (docs/results.md, WORLD path)."""
     f0_floor: float = 65.0
     f0_ceil: float = 800.0
 
