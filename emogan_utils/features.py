@@ -286,6 +286,14 @@ def fix_length(wave: np.ndarray, n_samples: int | None) -> np.ndarray:
     return np.pad(wave, pad)
 
 
+def speed_perturb(wave: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """``wave`` played ``factor`` times faster, at the same rate: tempo and pitch both change,
+    as in the speed perturbation of speech-recognition recipes (a resampling; 1 is a no-op)."""
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    return resample(wave, int(round(sample_rate * factor)), sample_rate)
+
+
 def stack_fixed_length(waves: Sequence[np.ndarray], n_samples: int) -> np.ndarray:
     """Mono waves cropped or zero-padded at the end to ``n_samples`` (as :func:`fix_length`),
     written straight into one ``(N, n_samples)`` float32 batch."""
@@ -296,13 +304,15 @@ def stack_fixed_length(waves: Sequence[np.ndarray], n_samples: int) -> np.ndarra
 
 
 def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig(),
-               trim: bool = True, fixed_length: bool = True) -> np.ndarray:
-    """Read, downmix, resample, trim and crop/pad one file as ``config`` says."""
+               trim: bool = True, fixed_length: bool = True, speed: float = 1.0) -> np.ndarray:
+    """Read, downmix, resample, trim and crop/pad one file as ``config`` says; ``speed`` other
+    than 1 speeds it up (:func:`speed_perturb`) before the crop."""
     wave, rate = read_audio(path)
     wave = resample(wave, rate, config.sample_rate)
     check_analysable(wave, config, path)
     if trim:
         wave = trim_silence(wave, config.trim_db)
+    wave = speed_perturb(wave, speed, config.sample_rate)
     if fixed_length:
         wave = fix_length(wave, config.n_samples)
     return np.ascontiguousarray(wave, dtype=np.float32)
@@ -588,10 +598,16 @@ class FeatureCache:
     (:meth:`prune`); a shard that still serves any of its rows is kept whole.
     """
 
-    def __init__(self, root: str | os.PathLike, config: AudioConfig):
+    def __init__(self, root: str | os.PathLike, config: AudioConfig, variant: str = ""):
+        """``variant`` names other features of the same files, stored apart: e.g. ``speed1.1``
+        (sped-up audio) or ``prosody`` (:mod:`emogan_utils.inputs`)."""
+        if variant and not re.fullmatch(r"[a-z0-9.]+(?:-[a-z0-9.]+)*", variant):
+            raise ValueError(f"cache variant must be lower-case words joined by '-', got "
+                             f"{variant!r}")
         self.config = config
         self.root = Path(root)
-        self.dir = self.root / f"logmel-v{FEATURES_VERSION}-{config.key()}"
+        self.dir = self.root / (f"logmel-v{FEATURES_VERSION}-{config.key()}"
+                                + (f"-{variant}" if variant else ""))
 
     @staticmethod
     def identity(path: str | os.PathLike) -> str:
@@ -713,7 +729,7 @@ def _drop_shard(shard: Path) -> None:
 def _cache_version(name: str) -> int:
     """Feature-code version of a cache folder's name; a name not of a cache folder is the
     current version, so that it is left alone."""
-    match = re.fullmatch(r"logmel-(?:v(\d+)-)?[0-9a-f]{12}", name)
+    match = re.fullmatch(r"logmel-(?:v(\d+)-)?[0-9a-f]{12}(?:-[a-z0-9.-]+)?", name)
     if match is None:
         return FEATURES_VERSION
     return int(match.group(1) or 1)
@@ -745,14 +761,15 @@ def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = A
 
 def corpus_features(table: pd.DataFrame, config: AudioConfig = AudioConfig(),
                     cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+                    progress: bool = True, speed: float = 1.0) -> tuple[np.ndarray, pd.DataFrame]:
     """Features of every usable file in a corpus table, and the table of those files.
 
     Unusable files (corrupt, empty, NaN...) are left out with a warning that names each one,
-    so one bad file does not stop a whole corpus.
+    so one bad file does not stop a whole corpus. ``speed`` other than 1 gives the features of
+    the files sped up by that factor (:func:`speed_perturb`), cached apart.
     """
     paths = list(table["path"])
-    out, failures = _extract(paths, config, cache_dir, BATCH_SIZE, None, progress)
+    out, failures = _extract(paths, config, cache_dir, BATCH_SIZE, None, progress, speed)
     if not failures:
         return out, table.reset_index(drop=True)
     warnings.warn(_failure_report(failures) + " (left out)", stacklevel=2)
@@ -768,13 +785,19 @@ def _failure_report(failures: dict[int, str]) -> str:
     return f"{len(lines)} unusable audio file(s):\n  " + "\n  ".join(lines[:10]) + more
 
 
+def speed_variant(speed: float) -> str:
+    """The cache variant of features of audio sped up by ``speed`` ("" for 1)."""
+    return "" if speed == 1.0 else f"speed{speed:g}"
+
+
 def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
              cache_dir: str | os.PathLike | None, batch_size: int, workers: int | None,
-             progress: bool) -> tuple[np.ndarray, dict[int, str]]:
+             progress: bool, speed: float = 1.0) -> tuple[np.ndarray, dict[int, str]]:
     """Fill a feature array from the cache and from audio; return it with {index: error}."""
     if config.duration is None:
         raise ValueError("extracting a batch needs AudioConfig.duration set so clips stack")
-    cache = FeatureCache(cache_dir, config) if cache_dir is not None else None
+    cache = (FeatureCache(cache_dir, config, speed_variant(speed)) if cache_dir is not None
+             else None)
     out = np.empty((len(paths), config.n_mels, config.n_frames), dtype=np.float32)
     failures: dict[int, str] = {}
     identities: list[str] = []
@@ -787,7 +810,7 @@ def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
     cached = cache.read(identities, out) if cache else np.zeros(len(paths), dtype=bool)
     todo = [i for i in range(len(paths)) if not cached[i] and i not in failures]
     if todo:
-        _compute(paths, todo, out, failures, config, batch_size, workers, progress)
+        _compute(paths, todo, out, failures, config, batch_size, workers, progress, speed)
         if cache:
             done = [i for i in todo if i not in failures]
             rows = out if len(done) == len(out) else out[done]  # no 87 MB copy for a whole corpus
@@ -804,7 +827,7 @@ def batches_by_length(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
 
 def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarray,
              failures: dict[int, str], config: AudioConfig, batch_size: int,
-             workers: int | None, progress: bool) -> None:
+             workers: int | None, progress: bool, speed: float = 1.0) -> None:
     """Log-mels of ``paths[todo]`` into ``out``, unusable files into ``failures``.
 
     Threads decode the files ``SORT_CHUNK`` at a time, ``batch_size`` files a task; each chunk
@@ -820,7 +843,8 @@ def _compute(paths: Sequence[str | os.PathLike], todo: list[int], out: np.ndarra
         waves = []
         for i in files:
             try:
-                waves.append((i, load_audio(paths[i], config, fixed_length=False)))
+                waves.append((i, load_audio(paths[i], config, fixed_length=False,
+                                            speed=speed)))
             except AudioError as err:
                 failures[i] = str(err)
         return waves

@@ -1,0 +1,118 @@
+"""What the emotion classifier reads: log-mels, optionally with prosody tracks under them.
+
+Emotion lives largely in pitch, voicing and energy, which an 80-band log-mel blurs. The
+prosody tracks are three more channels on the mel's own frames (WORLD ``dio`` + ``stonemask``
+with a frame period of one hop, 16 ms at the defaults, so that frame ``i`` of both is centred
+at ``i`` hops):
+
+- ``log_f0``: F0 in semitones above :data:`F0_REFERENCE_HZ`, interpolated across unvoiced
+  frames so that the track is continuous;
+- ``voicing``: 1 where the tracker found F0, else 0;
+- ``energy``: the frame's total mel power in dB.
+
+On the zero padding after a clip (frames whose log-mel is at the floor) all three sit at the
+floor too, so the speech frames, and every normalisation fitted on them, are the mel's own
+(:func:`~emogan_utils.features.speech_mask`). Per-speaker standardisation then makes log-F0
+relative to the speaker's own pitch; :func:`silence_padding` sets the tracks to 0 on the
+padding afterwards, where the floor would otherwise be hundreds of standard deviations away.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from emogan_utils.features import (AudioConfig, FeatureCache, corpus_features, load_audio,
+                                   log_mel, speech_mask, speed_variant)
+from emogan_utils.world import WorldConfig, f0_contour
+
+PROSODY_CHANNELS = ("log_f0", "voicing", "energy")
+F0_REFERENCE_HZ = 55.0
+"""0 semitones on the log-F0 track (A1, below any speaking voice)."""
+
+
+def input_channels(audio: AudioConfig, prosody: bool) -> int:
+    """Channels of the classifier's input: the mel bands, plus the prosody tracks if read."""
+    return audio.n_mels + (len(PROSODY_CHANNELS) if prosody else 0)
+
+
+def prosody_world(audio: AudioConfig) -> WorldConfig:
+    """The fast WORLD F0 tracker on the mel's frames (one hop per frame)."""
+    return WorldConfig(frame_period_ms=1000.0 * audio.hop_length / audio.sample_rate,
+                       f0_method="dio")
+
+
+def prosody_tracks(wave: np.ndarray, mel_db: np.ndarray,
+                   audio: AudioConfig = AudioConfig()) -> np.ndarray:
+    """``(3, frames)`` log-F0, voicing and energy of a model-rate waveform and its log-mel."""
+    frames = mel_db.shape[-1]
+    speech = speech_mask(mel_db, audio.db_floor)
+    f0 = np.zeros(frames)
+    tracked = f0_contour(wave, audio.sample_rate, prosody_world(audio))[:frames]
+    f0[:len(tracked)] = tracked
+    voiced = (f0 > 0) & speech
+    semitones = np.zeros(frames)
+    if voiced.any():
+        steps = np.arange(frames)
+        semitones = np.interp(steps, steps[voiced],
+                              12.0 * np.log2(f0[voiced] / F0_REFERENCE_HZ))
+    power = np.power(10.0, np.asarray(mel_db, np.float64) / 10.0).sum(axis=0)
+    energy = np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), audio.db_floor)
+    tracks = np.stack([semitones, voiced.astype(np.float64), energy])
+    tracks[:, ~speech] = audio.db_floor
+    return tracks.astype(np.float32)
+
+
+def silence_padding(x: np.ndarray, raw: np.ndarray, audio: AudioConfig) -> np.ndarray:
+    """Set the prosody tracks of standardised inputs ``x`` to 0 on the padding of ``raw``
+    (the same inputs before standardisation), in place; mel-only inputs are left as they are."""
+    if x.shape[1] > audio.n_mels:
+        padding = ~speech_mask(raw[:, :audio.n_mels], audio.db_floor)
+        tracks = x[:, audio.n_mels:]
+        tracks[np.broadcast_to(padding[:, None, :], tracks.shape)] = 0.0
+    return x
+
+
+def waveform_inputs(waves: np.ndarray, audio: AudioConfig, prosody: bool) -> np.ndarray:
+    """Classifier inputs ``(N, channels, frames)`` of model-rate waveforms ``(N, samples)``."""
+    waves = np.atleast_2d(np.asarray(waves, np.float32))
+    mel = log_mel(waves, audio)
+    if not prosody:
+        return mel
+    tracks = np.stack([prosody_tracks(w, m, audio) for w, m in zip(waves, mel)])
+    return np.concatenate([mel, tracks], axis=1)
+
+
+def corpus_prosody(table: pd.DataFrame, mel_db: np.ndarray, audio: AudioConfig = AudioConfig(),
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                   speed: float = 1.0) -> np.ndarray:
+    """Prosody tracks ``(N, 3, frames)`` of a corpus table's files (all usable) whose log-mels
+    are ``mel_db``, computed from the same audio and cached like the log-mels."""
+    paths = list(table["path"])
+    out = np.empty((len(paths), len(PROSODY_CHANNELS), mel_db.shape[-1]), np.float32)
+    cache = (FeatureCache(cache_dir, audio, "-".join(filter(None, ["prosody",
+                                                                   speed_variant(speed)])))
+             if cache_dir is not None else None)
+    identities = [FeatureCache.identity(p) for p in paths] if cache else []
+    cached = cache.read(identities, out) if cache else np.zeros(len(paths), bool)
+    todo = np.flatnonzero(~cached)
+    for i in tqdm(todo, desc="prosody", unit="file", disable=not progress or not len(todo)):
+        out[i] = prosody_tracks(load_audio(paths[i], audio, speed=speed), mel_db[i], audio)
+    if cache and len(todo):
+        cache.write([identities[i] for i in todo], out[todo])
+    return out
+
+
+def corpus_inputs(table: pd.DataFrame, audio: AudioConfig = AudioConfig(),
+                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                  prosody: bool = False, speed: float = 1.0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Classifier inputs of every usable file of a corpus table, and the table of those files
+    (:func:`~emogan_utils.features.corpus_features`, with the prosody tracks if ``prosody``)."""
+    mel, table = corpus_features(table, audio, cache_dir, progress, speed)
+    if not prosody:
+        return mel, table
+    tracks = corpus_prosody(table, mel, audio, cache_dir, progress, speed)
+    return np.concatenate([mel, tracks], axis=1), table
