@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -34,8 +35,10 @@ class CheckpointError(EmoganError):
 def save_checkpoint(path: str | os.PathLike, *, kind: str, model_config: dict[str, Any],
                     state: dict[str, dict], audio: AudioConfig,
                     normalizer: Normalizer | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically; returns its path."""
+                    extra: dict[str, Any] | None = None,
+                    labels: Sequence[str] = EMOTIONS) -> Path:
+    """Write a checkpoint atomically; returns its path. ``labels`` are the emotions of the
+    model's outputs (or conditioning), in order: the corpus's label set."""
     path = Path(path)
     payload = {
         "format": FORMAT_VERSION,
@@ -44,7 +47,7 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_config: dict[st
         "state": state,
         "audio": audio.to_dict(),
         "normalizer": normalizer.state_dict() if normalizer is not None else None,
-        "labels": list(EMOTIONS),
+        "labels": list(labels),
         "extra": dict(extra or {}),
     }
     with storage.atomic_path(path) as tmp:
@@ -71,8 +74,11 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
                               f"reads format {FORMAT_VERSION}; retrain or use a matching version")
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{path}: a {payload.get('kind')!r} checkpoint, expected {kind!r}")
-    if payload.get("labels") != list(EMOTIONS):
-        raise CheckpointError(f"{path}: label map {payload.get('labels')} differs from {list(EMOTIONS)}")
+    labels = payload.setdefault("labels", list(EMOTIONS))  # made before label sets: RAVDESS's
+    if (not isinstance(labels, list) or not labels or len(set(labels)) != len(labels)
+            or not all(isinstance(e, str) for e in labels)):
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (its labels {labels!r} "
+                              "are not a list of distinct emotion names)")
     for key, kind in FIELDS.items():
         if not isinstance(payload.get(key), kind):
             raise CheckpointError(f"{path}: not a readable emogan checkpoint ({key!r} is missing "
@@ -88,6 +94,17 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
                               + "; ".join(saved_audio.differences(audio)) + ")")
     payload["audio"] = saved_audio
     return payload
+
+
+def check_labels(path: str | os.PathLike, labels: Sequence[str],
+                 data_labels: Sequence[str]) -> None:
+    """Raise :class:`CheckpointError` naming both sets if the data has emotions the checkpoint
+    at ``path`` (with ``labels``) does not know."""
+    unknown = [e for e in data_labels if e not in labels]
+    if unknown:
+        raise CheckpointError(f"{path}: made for the emotions {', '.join(labels)}, but the data "
+                              f"has {', '.join(data_labels)} ({', '.join(unknown)} unknown to "
+                              "it); use a checkpoint trained on this corpus's emotions")
 
 
 def _load_error(path: Path, err: Exception) -> CheckpointError:

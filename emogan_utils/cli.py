@@ -18,6 +18,7 @@ from pathlib import Path
 
 from emogan_utils import __version__
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS, EmoganError, Paths
+from emogan_utils.layouts import LAYOUTS
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -47,7 +48,8 @@ def _actors(text: str) -> list[int]:
 
 
 def _data_dir(value: str | None) -> Path:
-    """The corpus folder: the option, else EMOGAN_DATA / data/RAVDESS / the embedded corpus."""
+    """The corpus folder or manifest: the option, else EMOGAN_DATA / data/RAVDESS / the
+    embedded corpus."""
     if value:
         return Path(value)
     from emogan_utils.synth import default_corpus
@@ -105,6 +107,25 @@ def _cmd_features(args: argparse.Namespace) -> int:
     skipped = sorted(set(map(str, table["path"])) - set(map(str, kept["path"])))
     _print_json({"files": len(kept), "skipped": skipped, "shape": list(feats.shape),
                  "seconds": round(time.perf_counter() - start, 2)})
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    import warnings
+
+    from emogan_utils.data import corpus_labels, load_corpus, write_manifest
+
+    skipped: list[tuple[Path, str]] = []
+    with warnings.catch_warnings():  # the skipped files are in the report below
+        warnings.simplefilter("ignore")
+        table = load_corpus(Path(args.folder), layout=args.layout, skipped=skipped)
+    write_manifest(table, args.out)
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    _print_json({"manifest": str(args.out), "layout": table.attrs["layout"],
+                 "files": len(table), "speakers": int(table["speaker"].nunique()),
+                 "emotions": list(corpus_labels(table)),
+                 "skipped": [{"path": str(p), "reason": why} for p, why in skipped]})
     return 0
 
 
@@ -242,14 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", required=True, help="folder to download into")
     p.set_defaults(func=_cmd_download)
 
+    p = sub.add_parser("manifest", help="list a corpus folder's recordings in a manifest CSV")
+    p.add_argument("folder", help="corpus folder")
+    p.add_argument("--layout", choices=LAYOUTS,
+                   help="how its files are named (default: the layout most names fit)")
+    p.add_argument("--out", required=True, help="manifest CSV to write")
+    p.set_defaults(func=_cmd_manifest)
+
     p = sub.add_parser("features", help="extract (and cache) log-mels of a whole corpus")
-    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation")
-    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write (updated every epoch)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
@@ -281,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", required=True, nargs="+",
                    help="classifier checkpoint(s), trained apart from the GAN: the judge "
                         "(several average their probabilities)")
-    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
@@ -290,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate_translation)
 
     p = sub.add_parser("train-classifier", help="train the speech emotion classifier")
-    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true", help="a small model, a minute or two on a CPU")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
@@ -306,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-classifier",
                        help="accuracy, UAR and confusion matrix on held-out actors")
     p.add_argument("--checkpoint", required=True, help="classifier checkpoint")
-    p.add_argument("--data", help="corpus folder (default: configured corpus)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all the checkpoint "
                                     "neither trained nor validated on)")
     p.set_defaults(func=_cmd_evaluate_classifier)

@@ -1,4 +1,5 @@
-"""RAVDESS: file names, the corpus table, and speaker-independent splits.
+"""Corpora: RAVDESS file names, other layouts and manifests, the corpus table, and
+speaker-independent splits.
 
 A RAVDESS speech file is named ``MM-VV-EE-II-SS-RR-AA`` (modality, vocal channel, emotion,
 intensity, statement, repetition, actor), e.g. ``03-01-05-02-01-01-12.wav``: audio-only speech,
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from emogan_utils import storage
 from emogan_utils.config import EmoganError
+from emogan_utils.layouts import EXAMPLES, LABELS, LAYOUTS, PARSERS, Recording
 
 EMOTIONS: tuple[str, ...] = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
@@ -120,61 +123,267 @@ def parse_name(path: str | Path) -> RavdessFile:
     return RavdessFile(path, mm, vv, ee, ii, ss, rr, aa)
 
 
+EMOTION_ALIASES = {"anger": "angry", "fear": "fearful", "surprise": "surprised",
+                   "disgusted": "disgust", "happiness": "happy", "sadness": "sad",
+                   "pleasant surprise": "surprised", "pleasant_surprise": "surprised",
+                   "ps": "surprised"}
+"""Other corpora's names of the package's emotions."""
+
+
+def emotion_name(name: str, labels: Sequence[str] = EMOTIONS) -> str:
+    """The package's name of an emotion ('Anger' -> 'angry'), which must be in ``labels``;
+    raise ``ValueError`` listing them."""
+    key = str(name).strip().lower()
+    key = EMOTION_ALIASES.get(key, key)
+    if key not in labels:
+        raise ValueError(f"Unknown emotion {name!r}; choose one of {', '.join(labels)}")
+    return key
+
+
 def emotion_id(name: str) -> int:
     """RAVDESS id (1-8) of an emotion name; raise ``ValueError`` listing valid names."""
-    key = name.strip().lower()
-    aliases = {"anger": "angry", "fear": "fearful", "surprise": "surprised", "disgusted": "disgust"}
-    key = aliases.get(key, key)
-    if key not in EMOTIONS:
-        raise ValueError(f"Unknown emotion {name!r}; choose one of {', '.join(EMOTIONS)}")
-    return EMOTIONS.index(key) + 1
+    return EMOTIONS.index(emotion_name(name)) + 1
 
 
 COLUMNS = ["path", "modality", "vocal_channel", "emotion_id", "intensity", "statement_id",
-           "repetition", "actor", "emotion", "label", "statement", "gender"]
+           "repetition", "actor", "emotion", "label", "statement", "gender", "speaker",
+           "utterance", "split"]
+"""The corpus table of every layout. ``actor`` is the speaker as an int (the speaker's number
+where all are numbers, else their place in sorted order), ``statement_id`` the utterance so,
+``label`` the emotion's index in the corpus's label set (:func:`corpus_labels`) and
+``emotion_id`` that plus one; ``split`` is a manifest's train/val/test or empty."""
+EXAMPLES = {"ravdess": "Actor_12/03-01-05-02-01-01-12.wav", **EXAMPLES}
+MANIFEST_COLUMNS = ("path", "speaker", "emotion", "utterance")
+MANIFEST_OPTIONAL = {"repetition": 1, "intensity": 1, "gender": "", "split": ""}
+SPLITS = ("train", "val", "test")
 
 
 def load_corpus(root: str | Path, speech_only: bool = True,
-                skipped: list[tuple[Path, str]] | None = None) -> pd.DataFrame:
-    """Find every RAVDESS speech file below ``root`` (``Actor_XX/`` folders or flat).
+                skipped: list[tuple[Path, str]] | None = None,
+                layout: str | None = None) -> pd.DataFrame:
+    """Every recording of a corpus: a manifest CSV (:func:`read_manifest`) or a folder.
 
-    Returns one row per file, sorted by actor then name. Files that are not RAVDESS speech are
-    skipped, and so is a second copy of a recording (the same RAVDESS name, as WAV or FLAC, or
-    the same file through a link); each is reported with its reason in a warning and, if
+    A folder is read in ``layout`` (one of :data:`LAYOUTS`), by default the one most of its
+    file names fit (RAVDESS: ``Actor_XX/`` folders or flat). Returns one row per file (columns
+    :data:`COLUMNS`), sorted by actor then name, with the corpus's emotions in
+    ``table.attrs["labels"]``. Files that do not fit the layout (or are not RAVDESS speech)
+    are skipped, and so is a second copy of a recording (the same recording as WAV and FLAC,
+    or the same file through a link); each is reported with its reason in a warning and, if
     given, appended to ``skipped``. Linked folders are followed, each folder once.
     """
     root = Path(root).expanduser()
+    if root.suffix.lower() == ".csv" and not root.is_dir():
+        return read_manifest(root)
     if not root.is_dir():
         raise CorpusError(_missing_corpus_message(root, "does not exist"))
-    rows, bad, seen = [], [], {}
-    for path in sorted(_audio_files(root)):
+    files = sorted(_audio_files(root))
+    layout = layout or detect_layout(root, files)
+    if layout not in LAYOUTS:
+        raise ValueError(f"Unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    records, bad, seen = [], [], {}
+    for path in files:
         try:
-            record = parse_name(path)
+            record = _parse(path, layout)
         except ValueError as err:
             bad.append((path, str(err)))
             continue
-        if speech_only and (record.modality != 3 or record.vocal_channel != 1):
+        if speech_only and isinstance(record, RavdessFile) and (
+                record.modality != 3 or record.vocal_channel != 1):
             bad.append((path, "not audio-only speech (modality 03, vocal channel 01)"))
             continue
         if not path.is_file():
             bad.append((path, "not a readable file (a broken or looping link)"))
             continue
-        first = seen.get(path.stem) or seen.get(os.path.realpath(path))
+        key = _identity(record)
+        first = seen.get(key) or seen.get(os.path.realpath(path))
         if first is not None:
             bad.append((path, f"the same recording as {first}, counted once"))
             continue
-        seen[path.stem] = seen[os.path.realpath(path)] = path
-        rows.append(record.as_row())
+        seen[key] = seen[os.path.realpath(path)] = path
+        records.append(record)
     if skipped is not None:
         skipped.extend(bad)
     if bad:
         shown = "\n".join(f"  {p}: {why}" for p, why in bad[:10])
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
         warnings.warn(f"Skipped {len(bad)} file(s) under {root}:\n{shown}{more}", stacklevel=2)
-    if not rows:
-        raise CorpusError(_missing_corpus_message(root, "holds no RAVDESS speech files"))
+    if not records:
+        what = "RAVDESS speech" if layout == "ravdess" else f"{layout.upper()}"
+        raise CorpusError(_missing_corpus_message(root, f"holds no {what} files"))
+    if layout == "ravdess":
+        return _table([_ravdess_row(r) for r in records], EMOTIONS, layout)
+    return _recordings_table(records, LABELS[layout], layout)
+
+
+def _parse(path: Path, layout: str) -> RavdessFile | Recording:
+    return parse_name(path) if layout == "ravdess" else PARSERS[layout](path)
+
+
+def _identity(record: RavdessFile | Recording) -> tuple:
+    """What makes two files the same recording (one as WAV and one as FLAC, say)."""
+    if isinstance(record, RavdessFile):
+        return ("ravdess", record.path.stem)
+    return (record.speaker, record.emotion, record.utterance, record.repetition,
+            record.intensity)
+
+
+def detect_layout(root: Path, files: Sequence[Path] | None = None) -> str:
+    """The layout most audio files below ``root`` fit; :class:`CorpusError` if none fits."""
+    files = sorted(_audio_files(root)) if files is None else files
+    fits = {}
+    for layout in LAYOUTS:
+        fits[layout] = 0
+        for path in files:
+            try:
+                _parse(path, layout)
+                fits[layout] += 1
+            except ValueError:
+                pass
+    best = max(LAYOUTS, key=lambda name: fits[name])  # ties: the earlier layout, RAVDESS first
+    if not fits[best]:
+        known = "; ".join(f"{name}: {example}" for name, example in EXAMPLES.items())
+        found = (f"none of its {len(files)} audio file(s) is named" if files
+                 else "it holds no audio files named")
+        raise CorpusError(_missing_corpus_message(
+            root, f"is not a corpus folder emogan knows: {found} as in a known layout "
+                  f"({known}); for other names write a manifest CSV (path, speaker, emotion, "
+                  "utterance) and pass it instead of the folder"))
+    return best
+
+
+def _ravdess_row(record: RavdessFile) -> dict:
+    return {**record.as_row(), "speaker": f"{record.actor:02d}",
+            "utterance": f"{record.statement_id:02d}", "split": ""}
+
+
+def _numbers(values: Sequence[str]) -> dict[str, int]:
+    """Each distinct value's number: itself where all are digits, else its place (from 1)."""
+    distinct = sorted(set(values))
+    if all(v.isdigit() for v in distinct):
+        return {v: int(v) for v in distinct}
+    return {v: i for i, v in enumerate(distinct, start=1)}
+
+
+def _recordings_table(records: Sequence[Recording], labels: Sequence[str], layout: str,
+                      splits: Sequence[str] | None = None) -> pd.DataFrame:
+    """The corpus table of recordings of any layout (or a manifest's, with their splits)."""
+    actors = _numbers([r.speaker for r in records])
+    statements = _numbers([r.utterance for r in records])
+    rows = []
+    for i, r in enumerate(records):
+        label = list(labels).index(r.emotion)
+        rows.append({"path": r.path, "modality": 3, "vocal_channel": 1, "emotion_id": label + 1,
+                     "intensity": r.intensity, "statement_id": statements[r.utterance],
+                     "repetition": r.repetition, "actor": actors[r.speaker],
+                     "emotion": r.emotion, "label": label,
+                     "statement": r.statement or r.utterance, "gender": r.gender,
+                     "speaker": r.speaker, "utterance": r.utterance,
+                     "split": splits[i] if splits else ""})
+    return _table(rows, labels, layout)
+
+
+def _table(rows: list[dict], labels: Sequence[str], layout: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(["actor", "path"], key=_sort_key).reset_index(drop=True)
+    table = table.sort_values(["actor", "path"], key=_sort_key).reset_index(drop=True)
+    table.attrs.update(labels=tuple(labels), layout=layout)
+    return table
+
+
+def corpus_labels(table: pd.DataFrame) -> tuple[str, ...]:
+    """The emotions of the corpus ``table`` came from, in label order (also for a part of it:
+    pandas keeps ``attrs`` through selections); a table without them gives its own."""
+    if "labels" in table.attrs:
+        return tuple(table.attrs["labels"])
+    pairs = table[["label", "emotion"]].drop_duplicates().sort_values("label")
+    return tuple(pairs["emotion"])
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The corpus table of a manifest CSV: ``path, speaker, emotion, utterance`` and optional
+    ``repetition, intensity, gender, split`` columns, one row per recording.
+
+    Paths are relative to the manifest's folder (or absolute). Emotion names become the
+    package's where they mean the same ('Anger' -> 'angry', 'surprise' -> 'surprised'); the
+    label set is the emotions present, the package's first in their order, then the rest in
+    alphabetical order. A missing column or file, an empty field, a bad number, a path listed
+    twice or a speaker in two splits raise :class:`CorpusError` naming the manifest.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such manifest")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{path}: not a readable manifest CSV ({err})") from err
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CorpusError(f"{path}: manifest lacks column(s) {', '.join(missing)} (it needs "
+                          f"{', '.join(MANIFEST_COLUMNS)}; optional: "
+                          f"{', '.join(MANIFEST_OPTIONAL)})")
+    if frame.empty:
+        raise CorpusError(f"{path}: the manifest lists no recordings")
+    for column, default in MANIFEST_OPTIONAL.items():
+        if column not in frame.columns:
+            frame[column] = str(default)
+    frame = frame.apply(lambda col: col.str.strip())
+    problems = []
+    for line, row in zip(range(2, len(frame) + 2), frame.itertuples(index=False)):
+        empty = [c for c in MANIFEST_COLUMNS if not getattr(row, c)]
+        if empty:
+            problems.append(f"line {line}: empty {', '.join(empty)}")
+        for column in ("repetition", "intensity"):
+            if not getattr(row, column).isdigit():
+                problems.append(f"line {line}: {column} {getattr(row, column)!r} is not a "
+                                "whole number")
+        if row.split.lower() not in ("", *SPLITS):
+            problems.append(f"line {line}: split {row.split!r} is not one of {', '.join(SPLITS)}")
+    _raise_problems(path, problems)
+    base = path.parent
+    files = [Path(p).expanduser() if Path(p).expanduser().is_absolute() else base / p
+             for p in frame["path"]]
+    absent = [f"line {line}: {file} does not exist" for line, file
+              in zip(range(2, len(frame) + 2), files) if not file.is_file()]
+    listed: dict[str, int] = {}
+    for line, file in zip(range(2, len(frame) + 2), files):
+        real = os.path.realpath(file)
+        if real in listed:
+            absent.append(f"line {line}: {file} is listed again (first on line {listed[real]})")
+        listed.setdefault(real, line)
+    _raise_problems(path, absent)
+    emotions = [EMOTION_ALIASES.get(e.lower(), e.lower()) for e in frame["emotion"]]
+    splits = [s.lower() for s in frame["split"]]
+    where: dict[str, set[str]] = {}
+    for speaker, split in zip(frame["speaker"], splits):
+        if split:
+            where.setdefault(speaker, set()).add(split)
+    twice = {s: sorted(parts) for s, parts in where.items() if len(parts) > 1}
+    if twice:
+        shown = "; ".join(f"speaker {s} in {' and '.join(p)}" for s, p in sorted(twice.items()))
+        raise CorpusError(f"{path}: a speaker may be in one split only, so that validation and "
+                          f"test speakers are never trained on ({shown})")
+    labels = tuple([e for e in EMOTIONS if e in emotions]
+                   + sorted(set(emotions) - set(EMOTIONS)))
+    records = [Recording(file, row.speaker, emotion, row.utterance, int(row.repetition),
+                         int(row.intensity), row.gender.lower())
+               for file, emotion, row in zip(files, emotions, frame.itertuples(index=False))]
+    return _recordings_table(records, labels, "manifest", splits)
+
+
+def _raise_problems(path: Path, problems: list[str]) -> None:
+    if problems:
+        more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise CorpusError(f"{path}: bad manifest: {'; '.join(problems[:5])}{more}")
+
+
+def write_manifest(table: pd.DataFrame, out: str | Path) -> Path:
+    """Write a corpus table as a manifest CSV (atomically), paths relative to its folder."""
+    out = Path(out).expanduser()
+    base = out.parent.resolve()
+    rows = table.assign(path=[os.path.relpath(Path(p).resolve(), base) for p in table["path"]])
+    with storage.atomic_path(out) as tmp:
+        rows[[*MANIFEST_COLUMNS, *MANIFEST_OPTIONAL]].to_csv(tmp, index=False)
+    return out
 
 
 def _audio_files(root: Path) -> Iterator[Path]:
@@ -193,10 +402,12 @@ def _audio_files(root: Path) -> Iterator[Path]:
 
 
 def corpus_fingerprint(table: pd.DataFrame, root: str | Path) -> str:
-    """SHA-1 of the sorted paths (relative to ``root``) and sizes of a corpus table's files:
-    which recordings a training run used, wherever the corpus folder now lies."""
+    """SHA-1 of the sorted paths (relative to ``root``, a corpus folder or a manifest's) and
+    sizes of a corpus table's files: which recordings a training run used, wherever the corpus
+    now lies."""
     root = Path(root).expanduser()
-    lines = sorted(f"{Path(path).relative_to(root).as_posix()}\t{os.path.getsize(path)}"
+    root = root.parent if root.is_file() else root
+    lines = sorted(f"{Path(os.path.relpath(path, root)).as_posix()}\t{os.path.getsize(path)}"
                    for path in table["path"])
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
@@ -237,10 +448,9 @@ def translation_items(table: pd.DataFrame, source: str = "neutral",
     sentence in one emotion lie apart. ``max_sources`` keeps that many source recordings,
     spread over the actors first.
     """
-    emotion_id(source)
-    targets = [t for t in (targets or EMOTIONS) if t != source]
-    for name in targets:
-        emotion_id(name)
+    known = (*EMOTIONS, *(e for e in corpus_labels(table) if e not in EMOTIONS))
+    source = emotion_name(source, known)
+    targets = [t for t in (emotion_name(t, known) for t in (targets or known)) if t != source]
     key = ["actor", "statement_id", "repetition"]
     real = (table.sort_values("intensity").groupby(key + ["emotion"], as_index=False).last()
             .rename(columns={"path": "target_path", "emotion": "target"}))

@@ -14,7 +14,8 @@ import pandas as pd
 from scipy.fft import dct
 from tqdm.auto import tqdm
 
-from emogan_utils.data import EMOTIONS, emotion_id, translation_items
+from emogan_utils.checkpoint import check_labels
+from emogan_utils.data import EMOTIONS, corpus_labels, emotion_id, translation_items
 from emogan_utils.features import AudioConfig, corpus_features, load_audio, log_mel
 from emogan_utils.inversion import reconstruct
 from emogan_utils.world import WorldConfig, analyze
@@ -79,9 +80,12 @@ def evaluate_classifier(classifier: Classifier, table: pd.DataFrame,
     """
     if table.empty:
         raise ValueError("no clips to evaluate the classifier on")
+    check_labels(classifier.path, classifier.labels, corpus_labels(table))
     mel, table = corpus_features(table, classifier.audio, cache_dir, progress)
-    labels, actors = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
-    report = classification_report(labels, classifier.probabilities(mel, actors).argmax(axis=1))
+    truth = np.array([classifier.labels.index(e) for e in table["emotion"]], np.int64)
+    actors = table["actor"].to_numpy(np.int64)
+    report = classification_report(truth, classifier.probabilities(mel, actors).argmax(axis=1),
+                                   classifier.labels)
     report["actors"] = sorted(set(actors.tolist()))
     return report
 
@@ -348,6 +352,8 @@ def evaluate_translation(translator: Translator,
     """
     audio = translator.audio
     rate = audio.sample_rate
+    if targets is None:  # the emotions the generator knows (a stand-in may not say)
+        targets = getattr(translator, "labels", None)
     items = translation_items(table, source, targets, max_sources)
     sources = sorted(set(items["source_path"]))
     waves = {p: load_audio(p, audio) for p in sources}

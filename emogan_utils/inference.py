@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emogan_utils.checkpoint import CheckpointError, build_config, load_checkpoint, load_weights
+from emogan_utils.checkpoint import (CheckpointError, build_config, check_labels, load_checkpoint,
+                                     load_weights)
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
-from emogan_utils.data import EMOTIONS, emotion_id
+from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_features,
                                    fit_per_speaker, load_audio, log_mel, prepare_waveform,
                                    require_speech)
@@ -43,10 +44,12 @@ class Classifier:
     device: torch.device
     path: Path
     extra: dict = field(default_factory=dict)
+    labels: tuple[str, ...] = EMOTIONS
+    """The emotions of the outputs, in order (the training corpus's label set)."""
 
     def probabilities(self, mel_db: np.ndarray, actors: Sequence[int] | None = None,
                       speakers: dict[int, Normalizer] | None = None) -> np.ndarray:
-        """Emotion probabilities ``(N, 8)`` of log-mels ``(N, n_mels, T)`` in dB.
+        """Emotion probabilities ``(N, len(labels))`` of log-mels ``(N, n_mels, T)`` in dB.
 
         In ``speaker`` mode, giving each clip's actor standardises every actor with the
         statistics of their own clips (all of them should be passed together), or with
@@ -68,13 +71,14 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     load_weights(path, model, payload["state"], "model")
     extra = payload["extra"]
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
-                      extra.get("norm_mode", "global"), device, Path(path), extra)
+                      extra.get("norm_mode", "global"), device, Path(path), extra,
+                      tuple(payload["labels"]))
 
 
 def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
             checkpoint: str | os.PathLike | Classifier,
             sample_rate: int | None = None) -> dict[str, float]:
-    """Per-emotion probabilities (in ``EMOTIONS`` order, summing to 1) of one clip.
+    """Per-emotion probabilities (the checkpoint's emotions in order, summing to 1) of one clip.
 
     ``audio`` is a file path or a waveform (then ``sample_rate`` is required); ``checkpoint``
     a path or a :class:`Classifier` from :func:`load_classifier`, to avoid reloading.
@@ -89,7 +93,7 @@ def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
     require_speech(wave, classifier.audio, audio if isinstance(audio, (str, os.PathLike))
                    else "waveform")
     probs = classifier.probabilities(log_mel(wave, classifier.audio)[None])[0]
-    return {name: float(p) for name, p in zip(EMOTIONS, probs)}
+    return {name: float(p) for name, p in zip(classifier.labels, probs)}
 
 
 # --- emotion translation ---------------------------------------------------------------------
@@ -141,6 +145,8 @@ class Translator:
         self.path = Path(checkpoint)
         self.audio: AudioConfig = payload["audio"]
         self.normalizer: Normalizer = payload["normalizer"]
+        self.labels: tuple[str, ...] = tuple(payload["labels"])
+        """The emotions the generator converts between (the training corpus's)."""
         saved = payload["extra"].get("prosody")
         self.prosody = EmotionProsody.from_state(saved) if prosody and saved else None
         self.n_iter = n_iter
@@ -189,8 +195,8 @@ class Translator:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         n = self.generator.config.n_emotions
         code = torch.zeros(1, n)
-        code[0, emotion_id(source) - 1] += 1.0 - strength
-        code[0, emotion_id(target) - 1] += strength
+        code[0, self.labels.index(emotion_name(source, self.labels))] += 1.0 - strength
+        code[0, self.labels.index(emotion_name(target, self.labels))] += strength
         return code
 
     def translate_mel(self, mel_db: np.ndarray, target: str, strength: float = 1.0,
@@ -322,9 +328,7 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
     in-memory waveform (default: the model's); ``vocoder`` one of
     :data:`~emogan_utils.config.VOCODERS`.
     """
-    emotion_id(target_emotion)
-    emotion_id(source_emotion)
-    if vocoder not in VOCODERS:
+    if vocoder not in VOCODERS:  # the emotions are checked against the checkpoint's
         raise ValueError(f"vocoder must be one of {VOCODERS}, got {vocoder!r}")
     return load_translator(checkpoint, vocoder)(waveform_or_path, target_emotion, strength,
                                                 source_emotion, sample_rate)
@@ -341,8 +345,26 @@ def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate
     recordings there (unlabelled, as in its speaker-independent evaluation); otherwise every
     clip gets the training split's global statistics, as a single clip of an unknown speaker
     does in :func:`predict`.
+
+    The labels returned are RAVDESS ids - 1 (places in ``EMOTIONS``), whatever the judges'
+    label set, so verdicts compare with ``emotion_id(target) - 1``; judges must share one label
+    set, and a ``reference`` corpus with emotions they do not know is refused.
     """
     judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
+    labels = getattr(judges[0], "labels", EMOTIONS)
+    for judge in judges:
+        if getattr(judge, "labels", EMOTIONS) != labels:
+            raise CheckpointError(f"{judge.path}: made for the emotions {', '.join(judge.labels)}"
+                                  f", but {judges[0].path} for {', '.join(labels)}; judges "
+                                  "must share one label set")
+        if reference is not None:
+            check_labels(judge.path, labels, corpus_labels(reference))
+    unknown = [e for e in labels if e not in EMOTIONS]
+    if unknown:
+        raise ValueError(f"{judges[0].path}: emotions {unknown} are not the package's "
+                         f"({', '.join(EMOTIONS)}), so its verdicts cannot be compared with "
+                         "translation targets")
+    to_package = np.array([EMOTIONS.index(e) for e in labels])
     speakers: dict[AudioConfig, dict[int, Normalizer]] = {}  # per audio config, not per judge
     if reference is not None:
         for audio in {c.audio for c in judges if c.norm_mode == "speaker"}:
@@ -353,11 +375,11 @@ def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate
         mels = {audio: log_mel(np.stack([prepare_waveform(w, sample_rate, audio) for w in waves]),
                                audio)
                 for audio in {c.audio for c in judges}}
-        total = np.zeros((len(waves), len(EMOTIONS)))
+        total = np.zeros((len(waves), len(labels)))
         for classifier in judges:
             known = speakers.get(classifier.audio) if classifier.norm_mode == "speaker" else None
             # without reference statistics, clips get the global ones (actors=None)
             total += classifier.probabilities(mels[classifier.audio], actors if known else None,
                                               known)
-        return total.argmax(1)
+        return to_package[total.argmax(1)]
     return classify

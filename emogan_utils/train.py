@@ -19,7 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
-from emogan_utils.data import Split, corpus_fingerprint, load_corpus, split_actors
+from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
+                               split_actors)
 from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit_per_speaker,
                                    normalize_per_speaker)
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
@@ -156,6 +157,8 @@ class TrainedClassifier:
     history: dict
     train_actors: tuple[int, ...]
     val_actors: tuple[int, ...]
+    labels: tuple[str, ...] = EMOTIONS
+    """The emotions of the model's outputs, in order (the corpus's label set)."""
 
 
 def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
@@ -207,7 +210,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
                    checkpoint: str | os.PathLike | None = None, resume: bool = False,
                    stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
-                   data: dict | None = None) -> tuple[EmotionClassifier, dict]:
+                   data: dict | None = None,
+                   labels: Sequence[str] = EMOTIONS) -> tuple[EmotionClassifier, dict]:
     """Train on normalised log-mels; return the best model on validation and the history.
 
     The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
@@ -292,7 +296,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             run["stopped"] = (config.early_stopping is not None
                               and run["stale"] >= config.early_stopping)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, kind="classifier-run",
+            save_checkpoint(checkpoint, kind="classifier-run", labels=labels,
                             model_config=config.model.to_dict(),
                             state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
                             extra={**(data or {}), "run": run, "train_config": wanted,
@@ -327,20 +331,29 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                      cache_dir: str | os.PathLike | None = None,
                      checkpoint: str | os.PathLike | None = None,
                      resume: bool = False) -> TrainedClassifier:
-    """Train on a corpus folder, speaker-independently: validation actors are never trained on.
+    """Train on a corpus folder or manifest, speaker-independently: validation actors are never
+    trained on. The model has one output per emotion of the corpus.
 
-    Without ``val_actors`` two gender-balanced actors are held out; without ``train_actors``
-    every other actor trains. ``checkpoint`` and ``resume`` are :func:`fit_classifier`'s: the
-    run state after every epoch, and continuing from it with the same actors and recordings.
+    Without ``val_actors`` a manifest's ``val`` speakers are held out, else two
+    gender-balanced actors; without ``train_actors`` a manifest's ``train`` speakers train,
+    else every other actor but its ``test`` ones. ``checkpoint`` and ``resume`` are
+    :func:`fit_classifier`'s: the run state after every epoch, and continuing from it with the
+    same actors, recordings and label set.
     """
-    config = config.for_audio(audio)  # TrainedClassifier.config describes the model trained
     table = load_corpus(data)
+    labels = corpus_labels(table)
+    # TrainedClassifier.config describes the model trained
+    config = config.for_audio(audio)
+    config = replace(config, model=replace(config.model, n_classes=len(labels)))
     actors = sorted(table["actor"].unique().tolist())
+    val_actors, train_actors = _manifest_split(table, val_actors, train_actors)
     if val_actors is None:
         val_actors = split_actors(actors, n_val=2, n_test=0, seed=config.seed).val
     if train_actors is None:
-        train_actors = [a for a in actors if a not in set(val_actors)]
-    split = Split(tuple(sorted(train_actors)), tuple(sorted(val_actors)), ())
+        train_actors = [a for a in actors if a not in set(val_actors)
+                        and a not in _split_actors(table, "test")]
+    # plain ints (not numpy's): checkpoints load weights_only
+    split = Split(tuple(sorted(map(int, train_actors))), tuple(sorted(map(int, val_actors))), ())
     for name, part in (("training", split.train), ("validation", split.val)):
         missing = sorted(set(part) - set(actors))
         if missing or not part:
@@ -348,17 +361,34 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                              f"(it has actors {actors})")
     used = table[table["actor"].isin(split.train + split.val)]
     provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
-                  "corpus": corpus_fingerprint(used, data)}
+                  "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
     mel, table = corpus_features(table, audio, cache_dir, config.progress)
-    labels, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
+    targets, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
     train = table["actor"].isin(split.train).to_numpy()
     val = table["actor"].isin(split.val).to_numpy()
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer)
          for part, rows in (("train", train), ("val", val))}
-    model, history = fit_classifier(x["train"], labels[train], x["val"], labels[val], config,
-                                    checkpoint, resume, audio=audio, data=provenance)
-    return TrainedClassifier(model, normalizer, config, history, split.train, split.val)
+    model, history = fit_classifier(x["train"], targets[train], x["val"], targets[val], config,
+                                    checkpoint, resume, audio=audio, data=provenance,
+                                    labels=labels)
+    return TrainedClassifier(model, normalizer, config, history, split.train, split.val, labels)
+
+
+def _split_actors(table: pd.DataFrame, part: str) -> list[int]:
+    """The actors a manifest puts in ``part`` ('train', 'val' or 'test')."""
+    return sorted({int(a) for a in table.loc[table["split"] == part, "actor"]})
+
+
+def _manifest_split(table: pd.DataFrame, val_actors: Sequence[int] | None,
+                    train_actors: Sequence[int] | None
+                    ) -> tuple[Sequence[int] | None, Sequence[int] | None]:
+    """The validation and training actors: those given, else a manifest's split, else None."""
+    if val_actors is None and _split_actors(table, "val"):
+        val_actors = _split_actors(table, "val")
+    if train_actors is None and _split_actors(table, "train"):
+        train_actors = [a for a in _split_actors(table, "train") if a not in set(val_actors or ())]
+    return val_actors, train_actors
 
 
 def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
@@ -366,6 +396,7 @@ def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
     """Write a trained classifier as a ``classifier`` checkpoint."""
     return save_checkpoint(
         path, kind="classifier", model_config=trained.config.model.to_dict(),
+        labels=trained.labels,
         state={"model": {k: v.cpu() for k, v in trained.model.state_dict().items()}},
         audio=audio, normalizer=trained.normalizer,
         extra={"history": trained.history, "norm_mode": trained.config.norm_mode,
@@ -674,14 +705,15 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
             config: GANTrainConfig = GANTrainConfig(), audio: AudioConfig = AudioConfig(),
             val: ParallelSet | None = None, resume: bool = False, stop_after: int | None = None,
             extra: dict | None = None, progress: bool = True,
-            data: dict | None = None) -> dict[str, list[float]]:
+            data: dict | None = None, labels: Sequence[str] = EMOTIONS) -> dict[str, list[float]]:
     """Train the conditional GAN, saving a checkpoint after every epoch; returns loss history.
 
     ``resume=True`` continues from ``checkpoint`` (weights, optimisers, schedules and random
     states), ending where an uninterrupted run would; it refuses a checkpoint made with other
     settings or other ``data`` (what the run trains on, saved in its ``extra``: actors, corpus
     fingerprint). ``stop_after`` ends this call after that many epochs, e.g. to spread a long
-    run over sessions.
+    run over sessions. ``labels`` name the conditioning's emotions, in order (the checkpoint
+    keeps them).
     """
     checkpoint = Path(checkpoint)
     config = config.for_audio(audio)
@@ -715,7 +747,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
             sums.update(validate_gan(parts.generator, val))
         for k, v in sums.items():
             history.setdefault(k, []).append(v)
-        save_checkpoint(checkpoint, kind="gan",
+        save_checkpoint(checkpoint, kind="gan", labels=labels,
                         model_config={"generator": asdict(config.generator),
                                       "discriminator": asdict(config.discriminator)},
                         state=parts.state(), audio=audio, normalizer=normalizer,
@@ -731,16 +763,23 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
               val_actors: Sequence[int] = (), audio: AudioConfig = AudioConfig(),
               cache_dir: str | os.PathLike | None = None, resume: bool = False,
               stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
-    """Train the GAN on a RAVDESS-layout corpus: features, range normaliser, DTW pairs, fit.
+    """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
+    pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
-    ``train_actors`` defaults to every actor not in ``val_actors``. The range normaliser and
+    ``train_actors`` defaults to a manifest's ``train`` speakers, else every actor not in
+    ``val_actors``. The range normaliser and
     each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
     after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
     training actors only and saved in the checkpoint.
     """
     table = load_corpus(data)
+    labels = corpus_labels(table)
+    config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
+                     discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
-    train_actors = sorted(set(train_actors or actors) - set(val_actors))
+    val_actors = [int(a) for a in val_actors]
+    train_actors = sorted({int(a) for a in train_actors or _split_actors(table, "train") or actors}
+                          - set(val_actors))
     missing = sorted((set(train_actors) | set(val_actors)) - actors)
     if missing:
         raise ValueError(f"{data}: no recordings of actors {missing}")
@@ -760,4 +799,5 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
                    extra={"prosody": prosody.state_dict()}, progress=progress,
                    data={"train_actors": train_actors, "val_actors": list(val_actors),
-                         "corpus": corpus_fingerprint(used, data)})
+                         "corpus": corpus_fingerprint(used, data), "labels": list(labels)},
+                   labels=labels)

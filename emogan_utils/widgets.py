@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from emogan_utils.checkpoint import CheckpointError
 from emogan_utils.config import EmoganError, Paths
-from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, load_corpus, recording
+from emogan_utils.data import EMOTIONS, INTENSITIES, load_corpus, recording
 from emogan_utils.features import AudioError
 from emogan_utils.switch import (CLASSIFIER_FILE, GAN_FILE, HOW_TO_TRAIN, PLAYERS, Analysis,
                                  Source, SwitchConfig, SwitchEngine, SwitchResult, corpus_source,
@@ -83,9 +83,11 @@ class EmotionSwitch:
             return sorted(int(v) for v in table[column].unique())
 
         self.actor = dropdown("actor", values("actor"))
-        self.statement = dropdown("sentence", [(STATEMENTS[s], s) for s in values("statement_id")])
+        words = dict(zip(table["statement_id"], table["statement"]))  # any corpus's sentences
+        self.statement = dropdown("sentence", [(str(words[s]), s) for s in values("statement_id")])
         self.emotion = dropdown("emotion", [e for e in EMOTIONS if e in set(table["emotion"])])
-        self.intensity = dropdown("intensity", [(INTENSITIES[i], i) for i in values("intensity")])
+        self.intensity = dropdown("intensity", [(INTENSITIES.get(i, str(i)), i)
+                                                for i in values("intensity")])
         self.repetition = dropdown("repetition", values("repetition"))
         self.upload = widgets.FileUpload(accept=".wav,.flac,.ogg,audio/*", multiple=False,
                                          description="upload a clip")
@@ -165,6 +167,10 @@ class EmotionSwitch:
                                          f"(notebooks 03 and 04).", error=True)
             self.widget.children = [self.status]
             return False
+        labels = list(self.engine.translator.labels)  # the GAN's emotions, not always RAVDESS's
+        if list(self.target.options) != labels:
+            self.target.options = labels
+            self.target.value = "angry" if "angry" in labels else labels[-1]
         self.widget.children = [self.switch_panel]
         self.refresh()
         return True

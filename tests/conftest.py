@@ -66,6 +66,17 @@ def outputs_in_a_temporary_folder(
         yield made
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks: on a busy shared CPU, a second thread's spin-waits cost 10x the work."""
+    import torch  # here: most tests never load it
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def ravdess_16k() -> Path:
     """The 16 kHz FLAC copies of RAVDESS actors 1-20."""

@@ -25,6 +25,7 @@ from emogan_utils.world import f0_contour as world_f0
 from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
                                 paired_l1, parallel_set, seed_everything)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16, lr_g=2e-3,
                       lr_d=1e-3, generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
                       discriminator=DiscriminatorConfig(channels=4, depth=2))
@@ -42,15 +43,6 @@ def _parallel_corpus(frames: int = 40, seed: int = 0) -> tuple[pd.DataFrame, np.
             rows.append({"actor": 1, "statement_id": 1, "repetition": repetition, "label": label})
             mels.append(mel)
     return pd.DataFrame(rows), np.stack(mels).astype(np.float32)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks: on a busy shared CPU, a second thread's spin-waits cost 10x the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
