@@ -18,7 +18,7 @@ from emogan_utils.checkpoint import check_labels
 from emogan_utils.data import EMOTIONS, corpus_labels, emotion_id, translation_items
 from emogan_utils.features import AudioConfig, corpus_features, load_audio, log_mel
 from emogan_utils.inversion import reconstruct
-from emogan_utils.world import WorldConfig, analyze
+from emogan_utils.world import WorldConfig, analyze, coded_mel_cepstra
 
 if TYPE_CHECKING:
     from emogan_utils.inference import Classifier, Translator
@@ -199,14 +199,12 @@ def world_distances(wave: np.ndarray, reference: np.ndarray, sample_rate: int,
     """MCD on WORLD mel-cepstra and F0 RMSE (cents) and correlation of ``wave`` against
     ``reference``, along one DTW alignment of their mel-cepstra.
 
-    The mel-cepstra are WORLD's coded spectral envelope (``pyworld.code_spectral_envelope``),
+    The mel-cepstra are WORLD's coded spectral envelope (:func:`~emogan_utils.world.coded_mel_cepstra`),
     c1..c24; frames more than ``top_db`` below a clip's loudest are left out first. These MCD
     figures are on another scale than :func:`mcd_dtw`'s (80-band filterbank cepstra): never
     compare one with the other. All three are NaN for a silent clip, the F0 figures where no
     aligned frame is voiced in both.
     """
-    import pyworld  # already imported (and its warning silenced) by emogan_utils.world
-
     if min(np.max(np.abs(w), initial=0.0) for w in (wave, reference)) < SILENCE_PEAK:
         return {"mcd_world": float("nan"), "f0_rmse_cents": float("nan"),
                 "f0_corr": float("nan")}
@@ -215,9 +213,8 @@ def world_distances(wave: np.ndarray, reference: np.ndarray, sample_rate: int,
         frames = analyze(signal, sample_rate, METRIC_WORLD)
         power_db = 10.0 * np.log10(frames.envelope.sum(axis=1) + 1e-20)
         loud = power_db >= power_db.max() - top_db
-        coded = pyworld.code_spectral_envelope(frames.envelope[loud], sample_rate,
-                                               WORLD_MCEP_ORDER + 1)
-        features.append((coded[:, 1:].T, frames.f0[loud]))
+        cepstra = coded_mel_cepstra(frames.envelope[loud], sample_rate, WORLD_MCEP_ORDER)
+        features.append((cepstra.T, frames.f0[loud]))
     (mcep_a, f0_a), (mcep_b, f0_b) = features
     path = dtw_path(mcep_a, mcep_b)
     f0_a, f0_b = f0_a[path[:, 0]], f0_b[path[:, 1]]

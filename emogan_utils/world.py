@@ -102,6 +102,15 @@ def _track_f0(x: np.ndarray, sample_rate: int, config: WorldConfig) -> tuple[np.
     return pyworld.stonemask(x, f0, times, sample_rate), times
 
 
+def coded_mel_cepstra(envelope: np.ndarray, sample_rate: int, order: int = 24) -> np.ndarray:
+    """Mel-cepstra c1..c``order`` ``(frames, order)`` of WORLD envelopes
+    (``pyworld.code_spectral_envelope``, c0 the level dropped): the spectral features of
+    WORLD-based voice conversion and of its MCD."""
+    coded = pyworld.code_spectral_envelope(np.ascontiguousarray(envelope, np.float64),
+                                           sample_rate, order + 1)
+    return coded[:, 1:]
+
+
 def synthesize(frames: WorldFrames, length: int | None = None) -> np.ndarray:
     """Float32 waveform of WORLD frames, cut or zero-padded to ``length`` samples if given,
     scaled down if its peak would pass 1."""
