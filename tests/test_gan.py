@@ -281,6 +281,13 @@ def test_world_vocoder_converts_pitch_range_and_tempo(tmp_path, tiny_checkpoint)
         world(wave, "angry", sample_rate=0)
     silent = world.convert(np.zeros(rate // 2, np.float32), "angry").wave
     assert np.all(np.isfinite(silent)) and np.abs(silent).max() < 1e-3
+    source = tmp_path / "in.wav"
+    sf.write(source, wave, rate)
+    assert cli.main(["translate", "--generator", str(path), "--input", str(source), "--to",
+                     "angry", "--output", str(tmp_path / "out.wav"), "--vocoder", "world"]) == 0
+    np.testing.assert_allclose(sf.read(tmp_path / "out.wav", dtype="float32")[0],
+                               conversion.wave, atol=1.5 / 32767)
+    # 16-bit PCM: half a step of rounding plus at most one step from the 32767 / 32768 scales
 
 
 def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_checkpoint):
