@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from emogan_utils.checkpoint import check_labels
 from emogan_utils.data import EMOTIONS, corpus_labels, emotion_id, translation_items
-from emogan_utils.features import AudioConfig, corpus_features, load_audio, log_mel
+from emogan_utils.features import AudioConfig, load_audio, log_mel
 from emogan_utils.inversion import reconstruct
 from emogan_utils.world import WorldConfig, analyze, coded_mel_cepstra
 
@@ -81,7 +81,7 @@ def evaluate_classifier(classifier: Classifier, table: pd.DataFrame,
     if table.empty:
         raise ValueError("no clips to evaluate the classifier on")
     check_labels(classifier.path, classifier.labels, corpus_labels(table))
-    mel, table = corpus_features(table, classifier.audio, cache_dir, progress)
+    mel, table = classifier.corpus_inputs(table, cache_dir, progress)
     truth = np.array([classifier.labels.index(e) for e in table["emotion"]], np.int64)
     actors = table["actor"].to_numpy(np.int64)
     report = classification_report(truth, classifier.probabilities(mel, actors).argmax(axis=1),

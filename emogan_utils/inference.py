@@ -18,12 +18,12 @@ from emogan_utils.checkpoint import (CheckpointError, build_config, check_labels
                                      load_weights)
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
 from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name
-from emogan_utils.features import (AudioConfig, LogMel, Normalizer, corpus_features,
-                                   fit_per_speaker, load_audio, log_mel, prepare_waveform,
-                                   require_speech)
+from emogan_utils.features import (AudioConfig, LogMel, Normalizer, fit_per_speaker, load_audio,
+                                   prepare_waveform, require_speech)
+from emogan_utils.inputs import corpus_inputs, waveform_inputs
 from emogan_utils.inversion import griffin_lim
-from emogan_utils.models import (ClassifierConfig, EmotionClassifier, GeneratorConfig,
-                                 UNetGenerator)
+from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
+                                 GeneratorConfig, UNetGenerator)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
                                   clip_prosody, convert_f0, remaining_semitones, stretch_mel)
 from emogan_utils.train import batched_logits, pick_device, standardize
@@ -35,9 +35,10 @@ from emogan_utils.world import (WorldConfig, WorldFrames, analyze, mel_gain_to_e
 
 @dataclass
 class Classifier:
-    """A loaded classifier checkpoint: the model in eval mode and how to feed it."""
+    """A loaded classifier checkpoint: the model (one, or an ensemble) in eval mode and how to
+    feed it."""
 
-    model: EmotionClassifier
+    model: EmotionClassifier | EnsembleClassifier
     audio: AudioConfig
     normalizer: Normalizer
     norm_mode: str
@@ -46,10 +47,23 @@ class Classifier:
     extra: dict = field(default_factory=dict)
     labels: tuple[str, ...] = EMOTIONS
     """The emotions of the outputs, in order (the training corpus's label set)."""
+    prosody: bool = False
+    """Whether the model reads the prosody tracks under the log-mels (:mod:`emogan_utils.inputs`)."""
+
+    def inputs(self, waves: np.ndarray) -> np.ndarray:
+        """What :meth:`probabilities` takes, of model-rate waveforms ``(N, samples)``."""
+        return waveform_inputs(waves, self.audio, self.prosody)
+
+    def corpus_inputs(self, table: pd.DataFrame, cache_dir: str | os.PathLike | None = None,
+                      progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+        """What :meth:`probabilities` takes, of a corpus table's usable files (cached), and the
+        table of those files."""
+        return corpus_inputs(table, self.audio, cache_dir, progress, self.prosody)
 
     def probabilities(self, mel_db: np.ndarray, actors: Sequence[int] | None = None,
                       speakers: dict[int, Normalizer] | None = None) -> np.ndarray:
-        """Emotion probabilities ``(N, len(labels))`` of log-mels ``(N, n_mels, T)`` in dB.
+        """Emotion probabilities ``(N, len(labels))`` of log-mels ``(N, n_mels, T)`` in dB,
+        with the prosody tracks under them for a model that reads them (:meth:`inputs`).
 
         In ``speaker`` mode, giving each clip's actor standardises every actor with the
         statistics of their own clips (all of them should be passed together), or with
@@ -58,21 +72,29 @@ class Classifier:
         gets.
         """
         x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer,
-                        speakers)
+                        speakers, self.audio)
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None,
                     audio: AudioConfig | None = None) -> Classifier:
-    """Load a ``classifier`` checkpoint (checking its audio parameters against ``audio``)."""
+    """Load a ``classifier`` checkpoint (checking its audio parameters against ``audio``): one
+    model, or an ensemble of them (``extra["ensemble"]`` members) averaged."""
     payload = load_checkpoint(path, kind="classifier", audio=audio)
     device = pick_device(str(device) if device is not None else None)
-    model = EmotionClassifier(build_config(path, ClassifierConfig, payload["model_config"]))
-    load_weights(path, model, payload["state"], "model")
+    config = build_config(path, ClassifierConfig, payload["model_config"])
     extra = payload["extra"]
+    members, prosody = extra.get("ensemble", 1), extra.get("prosody", False)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1 \
+            or not isinstance(prosody, bool):
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (ensemble {members!r}, "
+                              f"prosody {prosody!r})")
+    model = (EmotionClassifier(config) if members == 1 else
+             EnsembleClassifier([EmotionClassifier(config) for _ in range(members)]))
+    load_weights(path, model, payload["state"], "model")
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
                       extra.get("norm_mode", "global"), device, Path(path), extra,
-                      tuple(payload["labels"]))
+                      tuple(payload["labels"]), prosody)
 
 
 def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
@@ -92,7 +114,7 @@ def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
         wave = prepare_waveform(audio, sample_rate, classifier.audio)
     require_speech(wave, classifier.audio, audio if isinstance(audio, (str, os.PathLike))
                    else "waveform")
-    probs = classifier.probabilities(log_mel(wave, classifier.audio)[None])[0]
+    probs = classifier.probabilities(classifier.inputs(wave[None]))[0]
     return {name: float(p) for name, p in zip(classifier.labels, probs)}
 
 
@@ -351,35 +373,39 @@ def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate
     set, and a ``reference`` corpus with emotions they do not know is refused.
     """
     judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
-    labels = getattr(judges[0], "labels", EMOTIONS)
+    labels = judges[0].labels
     for judge in judges:
-        if getattr(judge, "labels", EMOTIONS) != labels:
+        if judge.labels != labels:
             raise CheckpointError(f"{judge.path}: made for the emotions {', '.join(judge.labels)}"
                                   f", but {judges[0].path} for {', '.join(labels)}; judges "
                                   "must share one label set")
         if reference is not None:
-            check_labels(judge.path, labels, corpus_labels(reference))
+            check_labels(judge.path, judge.labels, corpus_labels(reference))
     unknown = [e for e in labels if e not in EMOTIONS]
     if unknown:
         raise ValueError(f"{judges[0].path}: emotions {unknown} are not the package's "
                          f"({', '.join(EMOTIONS)}), so its verdicts cannot be compared with "
                          "translation targets")
     to_package = np.array([EMOTIONS.index(e) for e in labels])
-    speakers: dict[AudioConfig, dict[int, Normalizer]] = {}  # per audio config, not per judge
+    # per kind of input (audio parameters, prosody tracks or not), not per judge
+    speakers: dict[tuple[AudioConfig, bool], dict[int, Normalizer]] = {}
     if reference is not None:
-        for audio in {c.audio for c in judges if c.norm_mode == "speaker"}:
-            mel, rows = corpus_features(reference, audio, progress=False)
-            speakers[audio] = fit_per_speaker(mel, rows["actor"].to_numpy())
+        for c in judges:
+            if c.norm_mode == "speaker" and (c.audio, c.prosody) not in speakers:
+                x, rows = c.corpus_inputs(reference, progress=False)
+                speakers[c.audio, c.prosody] = fit_per_speaker(x, rows["actor"].to_numpy())
 
     def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
-        mels = {audio: log_mel(np.stack([prepare_waveform(w, sample_rate, audio) for w in waves]),
-                               audio)
-                for audio in {c.audio for c in judges}}
+        inputs: dict[tuple[AudioConfig, bool], np.ndarray] = {}
+        for c in judges:
+            if (c.audio, c.prosody) not in inputs:
+                inputs[c.audio, c.prosody] = c.inputs(
+                    np.stack([prepare_waveform(w, sample_rate, c.audio) for w in waves]))
         total = np.zeros((len(waves), len(labels)))
         for classifier in judges:
-            known = speakers.get(classifier.audio) if classifier.norm_mode == "speaker" else None
+            kind = classifier.audio, classifier.prosody
+            known = speakers.get(kind) if classifier.norm_mode == "speaker" else None
             # without reference statistics, clips get the global ones (actors=None)
-            total += classifier.probabilities(mels[classifier.audio], actors if known else None,
-                                              known)
+            total += classifier.probabilities(inputs[kind], actors if known else None, known)
         return to_package[total.argmax(1)]
     return classify

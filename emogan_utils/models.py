@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -98,6 +99,25 @@ class EmotionClassifier(nn.Module):
             raise ValueError(f"expected log-mels of shape (batch, {self.config.n_mels}, frames), "
                              f"got {tuple(mel.shape)}")
         return self.head(self.pool(self.blocks(self.stem(mel))))
+
+
+class EnsembleClassifier(nn.Module):
+    """Classifiers of one shape (trained with different seeds) whose probabilities are averaged.
+
+    Its outputs are the logarithms of the mean probabilities, so it stands in for one
+    :class:`EmotionClassifier` anywhere: a softmax of them is that mean.
+    """
+
+    def __init__(self, members: Sequence[EmotionClassifier]):
+        super().__init__()
+        if not members or len({m.config for m in members}) != 1:
+            raise ValueError("an ensemble needs one or more classifiers of the same shape")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(mel).float(), dim=1) for m in self.members])
+        return probs.mean(0).clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 # --- conditional GAN

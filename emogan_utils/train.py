@@ -23,8 +23,10 @@ from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_label
                                split_actors)
 from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit_per_speaker,
                                    normalize_per_speaker)
+from emogan_utils.inputs import corpus_inputs, input_channels, silence_padding
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
-                                 GeneratorConfig, PatchDiscriminator, UNetGenerator)
+                                 EnsembleClassifier, GeneratorConfig, PatchDiscriminator,
+                                 UNetGenerator)
 from emogan_utils.prosody import fit_emotion_prosody
 
 
@@ -120,6 +122,14 @@ class ClassifierTrainConfig:
     label_smoothing: float = 0.0
     """Cross-entropy target smoothing: keeps the model from overconfidence on training actors."""
     norm_mode: str = "speaker"
+    prosody: bool = False
+    """Read the prosody tracks (log-F0, voicing, energy: :mod:`emogan_utils.inputs`) under the
+    log-mels."""
+    speeds: tuple[float, ...] = (1.0,)
+    """Speed perturbation: the training clips once sped up by each factor (each copy of an
+    actor standardised as a speaker of its own); validation is at 1 only."""
+    ensemble: int = 1
+    """Models trained with seeds ``seed``, ``seed + 1``, ...; their probabilities are averaged."""
     seed: int = 0
     device: str | None = None
     progress: bool = True
@@ -128,6 +138,10 @@ class ClassifierTrainConfig:
     def __post_init__(self) -> None:
         if self.norm_mode not in NORM_MODES:
             raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {self.norm_mode!r}")
+        if not self.speeds or 1.0 not in self.speeds or min(self.speeds) <= 0:
+            raise ValueError(f"speeds must be positive and include 1, got {self.speeds}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
 
     @classmethod
     def quick(cls, **overrides) -> "ClassifierTrainConfig":
@@ -141,15 +155,17 @@ class ClassifierTrainConfig:
         return asdict(self)
 
     def for_audio(self, audio: AudioConfig) -> "ClassifierTrainConfig":
-        """These settings with the model sized for ``audio``'s log-mels (what training uses)."""
-        return replace(self, model=replace(self.model, n_mels=audio.n_mels))
+        """These settings with the model sized for ``audio``'s log-mels and, if read, the
+        prosody tracks (what training uses)."""
+        return replace(self, model=replace(self.model,
+                                           n_mels=input_channels(audio, self.prosody)))
 
 
 @dataclass
 class TrainedClassifier:
     """A trained classifier with what is needed to use and describe it."""
 
-    model: EmotionClassifier
+    model: EmotionClassifier | EnsembleClassifier
     normalizer: Normalizer
     """Statistics of the training actors: the global mode's normaliser and the fallback for
     speaker mode when a speaker's other utterances are not at hand."""
@@ -163,8 +179,11 @@ class TrainedClassifier:
 
 def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
                 normalizer: Normalizer,
-                speakers: dict[int, Normalizer] | None = None) -> np.ndarray:
-    """Standardise log-mels: per actor (``speaker``) or with ``normalizer``.
+                speakers: dict[int, Normalizer] | None = None,
+                audio: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Standardise log-mels (with the prosody tracks under them, if any, which are then 0 on
+    the padding: :func:`~emogan_utils.inputs.silence_padding`): per actor (``speaker``) or
+    with ``normalizer``.
 
     In ``speaker`` mode each actor's statistics come from ``speakers`` when given (e.g. all of
     that actor's recordings), else from their clips in ``mel_db``; an actor missing from
@@ -176,8 +195,8 @@ def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
         if speakers is None:
             speakers = fit_per_speaker(mel_db, actors)
         lookup = {int(a): speakers.get(int(a), normalizer) for a in actors}
-        return normalize_per_speaker(mel_db, actors, lookup)
-    return np.asarray(normalizer(mel_db), dtype=np.float32)
+        return silence_padding(normalize_per_speaker(mel_db, actors, lookup), mel_db, audio)
+    return silence_padding(np.asarray(normalizer(mel_db), dtype=np.float32), mel_db, audio)
 
 
 def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
@@ -362,17 +381,48 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     used = table[table["actor"].isin(split.train + split.val)]
     provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
                   "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
-    mel, table = corpus_features(table, audio, cache_dir, config.progress)
+    mel, table = corpus_inputs(table, audio, cache_dir, config.progress, config.prosody)
     targets, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
     train = table["actor"].isin(split.train).to_numpy()
     val = table["actor"].isin(split.val).to_numpy()
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
-    x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer)
+    x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
-    model, history = fit_classifier(x["train"], targets[train], x["val"], targets[val], config,
-                                    checkpoint, resume, audio=audio, data=provenance,
-                                    labels=labels)
-    return TrainedClassifier(model, normalizer, config, history, split.train, split.val, labels)
+    x_train, y_train = [x["train"]], [targets[train]]
+    for speed in (s for s in config.speeds if s != 1.0):
+        faster, rows = corpus_inputs(table[train], audio, cache_dir, config.progress,
+                                     config.prosody, speed)
+        # a sped-up actor is standardised with their own sped-up statistics, as every test
+        # speaker is with theirs
+        x_train.append(standardize(faster, rows["actor"].to_numpy(np.int64), config.norm_mode,
+                                   normalizer, audio=audio))
+        y_train.append(rows["label"].to_numpy(np.int64))
+    x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
+    members, histories = [], []
+    for k in range(config.ensemble):
+        model, history = fit_classifier(x_train, y_train, x["val"], targets[val],
+                                        replace(config, seed=config.seed + k),
+                                        _member_run(checkpoint, k), resume, audio=audio,
+                                        data=provenance, labels=labels)
+        members.append(model)
+        histories.append(history)
+    for k in range(1, config.ensemble):  # the caller removes its own run state
+        if checkpoint is not None:
+            _member_run(checkpoint, k).unlink(missing_ok=True)
+    if config.ensemble == 1:
+        return TrainedClassifier(members[0], normalizer, config, histories[0], split.train,
+                                 split.val, labels)
+    history = {**histories[0], "members": histories[1:]}
+    return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
+                             split.train, split.val, labels)
+
+
+def _member_run(checkpoint: str | os.PathLike | None, member: int) -> Path | None:
+    """Where ensemble member ``member`` keeps its run state: ``checkpoint`` for the first,
+    ``<checkpoint>.member<k>`` for the others."""
+    if checkpoint is None or member == 0:
+        return checkpoint
+    return Path(checkpoint).with_name(f"{Path(checkpoint).name}.member{member}")
 
 
 def _split_actors(table: pd.DataFrame, part: str) -> list[int]:
@@ -400,6 +450,8 @@ def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
         state={"model": {k: v.cpu() for k, v in trained.model.state_dict().items()}},
         audio=audio, normalizer=trained.normalizer,
         extra={"history": trained.history, "norm_mode": trained.config.norm_mode,
+               "prosody": trained.config.prosody,
+               "ensemble": len(getattr(trained.model, "members", [trained.model])),
                "train_actors": list(trained.train_actors),
                "val_actors": list(trained.val_actors),
                "train_config": {k: v for k, v in trained.config.to_dict().items()

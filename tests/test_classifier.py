@@ -15,7 +15,7 @@ from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_check
 from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (accuracy, classification_report, confusion_matrix,
                                    per_class_recall, unweighted_average_recall)
-from emogan_utils.features import AudioConfig, AudioError, Normalizer
+from emogan_utils.features import AudioConfig, AudioError, Normalizer, log_mel
 from emogan_utils.inference import Classifier, classifier_judge, load_classifier, predict
 from emogan_utils.models import ClassifierConfig, EmotionClassifier
 from emogan_utils.train import (ClassifierTrainConfig, TrainedClassifier, fit_classifier,
@@ -222,10 +222,13 @@ def test_bad_checkpoints_give_clear_errors(checkpoint, tmp_path):
 
 def test_judges_vote_with_their_mean_probabilities():
     class Fixed:  # a classifier stand-in that gives every clip the same probabilities
-        audio, norm_mode = AudioConfig(), "global"
+        audio, norm_mode, labels, prosody = AudioConfig(), "global", EMOTIONS, False
 
         def __init__(self, probs):
             self.probs = np.array(probs + [0.0] * (len(EMOTIONS) - len(probs)))
+
+        def inputs(self, waves):
+            return log_mel(waves, self.audio)
 
         def probabilities(self, mel, actors=None, speakers=None):
             assert mel.shape[1:] == (80, 188)

@@ -1,0 +1,154 @@
+"""Recognition ingredients: prosody tracks, speed perturbation and ensembles of classifiers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from emogan_utils.checkpoint import save_checkpoint
+from emogan_utils.data import load_corpus
+from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
+                                   speed_perturb)
+from emogan_utils.inference import classifier_judge, load_classifier, predict
+from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
+                                 prosody_tracks, silence_padding)
+from emogan_utils.models import ClassifierConfig, EmotionClassifier, EnsembleClassifier
+from emogan_utils.train import (ClassifierTrainConfig, TrainedClassifier, save_classifier,
+                                train_classifier)
+
+from conftest import tone
+
+AUDIO = AudioConfig()
+SMALL = ClassifierConfig(channels=16, n_blocks=1, attention_dim=8)
+
+
+def _voice(freq: float, seconds: float, rate: int = 16000) -> np.ndarray:
+    """A buzz with five harmonics at ``freq`` after 0.2 s of silence (a voiced vowel, roughly)."""
+    wave = sum(tone(freq * k, seconds, rate, amplitude=0.3 / k, lead=0.2) for k in range(1, 6))
+    return np.asarray(wave, np.float32)
+
+
+def _tracks(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    prepared = prepare_waveform(wave, 16000, AUDIO)
+    mel = log_mel(prepared[None], AUDIO)[0]
+    return prosody_tracks(prepared, mel, AUDIO), mel
+
+
+def test_f0_channel_of_a_known_tone_is_its_pitch():
+    tracks, mel = _tracks(_voice(200.0, 1.0))
+    log_f0, voicing, energy = tracks
+    assert tracks.shape == (len(PROSODY_CHANNELS), mel.shape[-1])
+    voiced = voicing == 1.0
+    assert voiced.sum() > 50  # about 1 s at 16 ms a frame
+    expected = 12 * np.log2(200.0 / F0_REFERENCE_HZ)
+    assert np.median(log_f0[voiced]) == pytest.approx(expected, abs=0.3)
+    # the same frames as the mel: voiced only where the mel has sound, the floor after it
+    sound = mel.max(axis=0) > AUDIO.db_floor + 1
+    assert not (voiced & ~sound).any()
+    assert (tracks[:, ~sound] == AUDIO.db_floor).all() and (~sound).sum() > 100
+    assert (energy[sound] > AUDIO.db_floor).all()
+
+
+def test_f0_channel_follows_an_octave():
+    low, _ = _tracks(_voice(150.0, 1.0))
+    high, _ = _tracks(_voice(300.0, 1.0))
+    difference = np.median(high[0][high[1] == 1]) - np.median(low[0][low[1] == 1])
+    assert difference == pytest.approx(12.0, abs=0.3)
+
+
+def test_standardised_tracks_are_zero_on_padding():
+    tracks, mel = _tracks(_voice(200.0, 0.8))
+    raw = np.concatenate([mel, tracks])[None]
+    x = silence_padding(np.full_like(raw, 5.0), raw, AUDIO)
+    sound = mel.max(axis=0) > AUDIO.db_floor + 1
+    assert (x[0, AUDIO.n_mels:][:, ~sound] == 0).all()
+    assert (x[0, AUDIO.n_mels:][:, sound] == 5).all() and (x[0, :AUDIO.n_mels] == 5).all()
+
+
+def test_speed_perturbation_changes_tempo_and_pitch():
+    wave = _voice(200.0, 1.0)
+    faster = speed_perturb(wave, 1.1, 16000)
+    assert len(faster) == pytest.approx(len(wave) / 1.1, abs=2)
+    tracks, _ = _tracks(faster)
+    assert np.median(tracks[0][tracks[1] == 1]) == pytest.approx(
+        12 * np.log2(220.0 / F0_REFERENCE_HZ), abs=0.3)
+    np.testing.assert_array_equal(speed_perturb(wave, 1.0, 16000), wave)
+
+
+def test_augmentation_keeps_label_and_speaker(tiny_corpus, tmp_path):
+    table = load_corpus(tiny_corpus)
+    plain, rows = corpus_inputs(table, AUDIO, tmp_path / "cache", False, prosody=True)
+    for speed in (0.9, 1.1):
+        sped, sped_rows = corpus_inputs(table, AUDIO, tmp_path / "cache", False, prosody=True,
+                                        speed=speed)
+        assert sped.shape == plain.shape == (len(table), AUDIO.n_mels + 3, AUDIO.n_frames)
+        for column in ("path", "label", "emotion", "actor"):
+            assert sped_rows[column].tolist() == rows[column].tolist()
+        assert not np.allclose(sped, plain)
+        again, _ = corpus_inputs(table, AUDIO, tmp_path / "cache", False, prosody=True,
+                                 speed=speed)  # from the cache, kept apart from the others
+        np.testing.assert_array_equal(again, sped)
+    folders = sorted(p.name.split("-", 3)[-1] for p in (tmp_path / "cache").iterdir())
+    assert folders == sorted(["prosody", "prosody-speed0.9", "prosody-speed1.1", "speed0.9",
+                              "speed1.1"] + [folders[0]])  # the plain log-mels' key
+
+
+def _ensemble_checkpoint(path, members: int, prosody: bool = False):
+    torch.manual_seed(0)
+    channels = AUDIO.n_mels + (3 if prosody else 0)
+    config = dataclasses.replace(SMALL, n_mels=channels)
+    model = EnsembleClassifier([EmotionClassifier(config).eval() for _ in range(members)])
+    normalizer = Normalizer(np.full(channels, -50.0, np.float32),
+                            np.full(channels, 20.0, np.float32))
+    training = ClassifierTrainConfig(norm_mode="global", prosody=prosody, ensemble=members,
+                                     model=config)
+    return save_classifier(path, TrainedClassifier(model, normalizer, training, {"epoch": [1]},
+                                                   (1,), (2,)))
+
+
+def test_ensemble_checkpoint_round_trips_to_the_mean_of_its_members(tmp_path):
+    path = _ensemble_checkpoint(tmp_path / "ensemble.pt", 3)
+    loaded = load_classifier(path)
+    assert isinstance(loaded.model, EnsembleClassifier) and len(loaded.model.members) == 3
+    mel = np.random.default_rng(0).normal(-50, 20, (5, AUDIO.n_mels, 90)).astype(np.float32)
+    alone = [dataclasses.replace(loaded, model=m).probabilities(mel) for m in loaded.model.members]
+    np.testing.assert_allclose(loaded.probabilities(mel), np.mean(alone, axis=0), atol=1e-6)
+    assert not np.allclose(alone[0], alone[1])  # different members
+    again = load_classifier(path)
+    np.testing.assert_array_equal(again.probabilities(mel), loaded.probabilities(mel))
+
+
+def test_single_model_checkpoints_of_the_old_format_still_load(tmp_path):
+    model = EmotionClassifier(SMALL).eval()
+    path = save_checkpoint(tmp_path / "old.pt", kind="classifier", model_config=SMALL.to_dict(),
+                           state={"model": model.state_dict()}, audio=AUDIO,
+                           normalizer=Normalizer(np.zeros(80, np.float32),
+                                                 np.ones(80, np.float32)),
+                           extra={"norm_mode": "global"})  # no "ensemble", no "prosody"
+    loaded = load_classifier(path)
+    assert isinstance(loaded.model, EmotionClassifier) and not loaded.prosody
+    assert loaded.inputs(np.zeros((1, AUDIO.n_samples), np.float32)).shape[1] == AUDIO.n_mels
+
+
+def test_training_with_every_ingredient_and_using_the_result(tiny_corpus, tmp_path):
+    config = ClassifierTrainConfig(epochs=1, batch_size=8, progress=False, model=SMALL,
+                                   prosody=True, speeds=(0.9, 1.0, 1.1), ensemble=2)
+    run = tmp_path / "run.pt"
+    trained = train_classifier(tiny_corpus, [2], [1], config, cache_dir=tmp_path / "cache",
+                               checkpoint=run)
+    assert isinstance(trained.model, EnsembleClassifier) and len(trained.model.members) == 2
+    assert trained.config.model.n_mels == AUDIO.n_mels + 3
+    assert not (tmp_path / "run.pt.member1").exists()  # the members' run states are cleaned up
+    path = save_classifier(tmp_path / "clf.pt", trained)
+    loaded = load_classifier(path)
+    assert loaded.prosody and len(loaded.model.members) == 2
+    clip = sorted((tiny_corpus / "Actor_02").iterdir())[3]
+    probs = predict(clip, loaded)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    wave, rate = sf.read(clip, dtype="float32")
+    judge = classifier_judge(loaded, rate, reference=load_corpus(tiny_corpus))
+    assert judge([wave, wave], [2, 2]).shape == (2,)
