@@ -143,17 +143,23 @@ def _resumable(command):
 
 @_resumable
 def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from emogan_utils import distributed
     from emogan_utils.train import GANTrainConfig, train_gan
 
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
-                                 ("w_cls", args.cls_weight)) if v is not None}
+                                 ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
+               if v is not None}
     config = dataclasses.replace(config, **changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_actors(args.actors) if args.actors else None,
                         val_actors=_actors(args.val_actors) if args.val_actors else (),
                         cache_dir=Paths.from_env().cache, resume=args.resume)
+    if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
+        distributed.stop()
+        return 0
+    distributed.stop()
     _print_json({"checkpoint": str(args.out), "epochs": config.epochs,
                  "final": {k: round(v[-1], 4) for k, v in history.items()},
                  "seconds": round(time.perf_counter() - start, 2)})
@@ -191,10 +197,12 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
 
 @_resumable
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from emogan_utils import distributed
     from emogan_utils.train import ClassifierTrainConfig, save_classifier, train_classifier
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
-                                 ("norm_mode", args.norm)) if v is not None}
+                                 ("norm_mode", args.norm), ("batch_size", args.batch_size))
+               if v is not None}
     config = ClassifierTrainConfig.quick(**changes) if args.quick else ClassifierTrainConfig(
         **changes)
     start = time.perf_counter()
@@ -205,6 +213,10 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                train_actors=_actors(args.actors) if args.actors else None,
                                config=config, cache_dir=Paths.from_env().cache,
                                checkpoint=run_state, resume=args.resume)
+    if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
+        distributed.stop()
+        return 0
+    distributed.stop()
     save_classifier(out, trained)
     run_state.unlink(missing_ok=True)
     history = trained.history
@@ -286,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
                         "how the speaker really sounds (default 1; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--batch-size", type=int,
+                   help="override the batch size (global: split over torchrun's processes)")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
     p.set_defaults(func=_cmd_train_gan)
@@ -329,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
+    p.add_argument("--batch-size", type=int,
+                   help="override the batch size (global: split over torchrun's processes)")
     p.set_defaults(func=_cmd_train_classifier)
 
     p = sub.add_parser("evaluate-classifier",

@@ -18,6 +18,7 @@ import torchaudio
 from torch import nn
 from tqdm.auto import tqdm
 
+from emogan_utils import distributed
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
                                split_actors)
@@ -241,12 +242,17 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     made with the same settings and ``data``, and ends with the weights an uninterrupted run
     would. ``stop_after`` ends this call after that many epochs (the best model so far is
     returned).
+
+    Under ``torchrun`` (:mod:`emogan_utils.distributed`) each process trains on its shard of
+    every batch (``batch_size`` is the global batch), gradients and batch-norm statistics are
+    shared, and rank 0 validates, decides early stopping and writes ``checkpoint``.
     """
     config = config.for_audio(audio)
     generator = seed_everything(config.seed)
-    device = pick_device(config.device)
+    device = distributed.start(pick_device(config.device))
     dtype = amp_dtype(device, config.amp)
-    model = EmotionClassifier(config.model).to(device)
+    model, net = distributed.prepare(EmotionClassifier(config.model).to(device), device)
+    batch_size = distributed.per_rank_batch(config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -276,19 +282,21 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     if run["stopped"]:  # early stopping had already ended the run
         end = start
     bar = tqdm(range(start + 1, end + 1), desc="epochs", unit="epoch",
-               disable=not config.progress)
+               disable=not config.progress or not distributed.is_main())
     for epoch in bar:
         begun = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x_train_t), generator=generator)
+        net.train()
+        order = distributed.shard(torch.randperm(len(x_train_t), generator=generator))
+        if distributed.active():  # each rank its own masks, and a resumed epoch the same ones
+            torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + distributed.rank())
         total_loss, correct = 0.0, 0
-        for begin in range(0, len(order), config.batch_size):
-            index = order[begin:begin + config.batch_size]
-            if len(index) < 2:
+        for begin in range(0, len(order), batch_size):
+            index = order[begin:begin + batch_size]
+            if len(index) * distributed.world_size() < 2:
                 continue  # batch norm needs two examples
             x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
             with autocast(device, dtype):
-                logits, loss = _loss(model, x, y, config.mixup, config.label_smoothing,
+                logits, loss = _loss(net, x, y, config.mixup, config.label_smoothing,
                                      generator)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -296,11 +304,16 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             scaler.update()
             total_loss += loss.item() * len(index)
             correct += (logits.argmax(1) == y).sum().item()
-        val_logits = batched_logits(model, x_val, device, dtype=dtype)
-        val_loss = nn.functional.cross_entropy(val_logits, y_val_t).item()
-        val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
+        total_loss, correct, seen = distributed.sum_over_ranks(
+            [total_loss, correct, len(order)], device)
+        val_loss = val_acc = None
+        if distributed.is_main():  # the other ranks take its figures
+            val_logits = batched_logits(model, x_val, device, dtype=dtype)
+            val_loss = nn.functional.cross_entropy(val_logits, y_val_t).item()
+            val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
+        val_loss, val_acc = distributed.broadcast((val_loss, val_acc))
         lr = optimizer.param_groups[0]["lr"]
-        for key, value in zip(history, (epoch, total_loss / len(order), correct / len(order),
+        for key, value in zip(history, (epoch, total_loss / seen, correct / seen,
                                         val_loss, val_acc, lr, time.perf_counter() - begun)):
             history[key].append(value)
         bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", lr=f"{lr:.1e}")
@@ -314,7 +327,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             run["stale"] += 1
             run["stopped"] = (config.early_stopping is not None
                               and run["stale"] >= config.early_stopping)
-        if checkpoint is not None:
+        run["stopped"] = distributed.broadcast(run["stopped"])  # rank 0 decides
+        if checkpoint is not None and distributed.is_main():
             save_checkpoint(checkpoint, kind="classifier-run", labels=labels,
                             model_config=config.model.to_dict(),
                             state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
@@ -381,6 +395,10 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     used = table[table["actor"].isin(split.train + split.val)]
     provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
                   "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
+    distributed.start(pick_device(config.device))
+    if not distributed.is_main():
+        config = replace(config, progress=False)
+    distributed.others_wait()  # rank 0 extracts the features first; the others read its cache
     mel, table = corpus_inputs(table, audio, cache_dir, config.progress, config.prosody)
     targets, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
     train = table["actor"].isin(split.train).to_numpy()
@@ -398,6 +416,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                                    normalizer, audio=audio))
         y_train.append(rows["label"].to_numpy(np.int64))
     x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
+    distributed.main_done()
     members, histories = [], []
     for k in range(config.ensemble):
         model, history = fit_classifier(x_train, y_train, x["val"], targets[val],
@@ -659,9 +678,11 @@ def paired_l1(fake: torch.Tensor, aligned: torch.Tensor, n_cepstra: int | None) 
 
 
 def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainConfig,
-             dtype: torch.dtype | None) -> dict[str, float]:
-    """One discriminator update, then one generator update; returns the loss terms."""
-    G, D = parts.generator, parts.discriminator
+             dtype: torch.dtype | None,
+             nets: tuple[nn.Module, nn.Module] | None = None) -> dict[str, float]:
+    """One discriminator update, then one generator update; returns the loss terms. ``nets``
+    are the generator and discriminator to run (their DDP wrappers under ``torchrun``)."""
+    G, D = nets or (parts.generator, parts.discriminator)
     device = next(G.parameters()).device
     x, source, target, aligned = (t.to(device) for t in batch)
     n = config.generator.n_emotions
@@ -766,14 +787,22 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
     fingerprint). ``stop_after`` ends this call after that many epochs, e.g. to spread a long
     run over sessions. ``labels`` name the conditioning's emotions, in order (the checkpoint
     keeps them).
+
+    Under ``torchrun`` each process trains on its shard of every epoch's pairs (``batch_size``
+    and ``pairs_per_epoch`` are global), gradients are averaged, and rank 0 validates and
+    writes ``checkpoint``.
     """
     checkpoint = Path(checkpoint)
     config = config.for_audio(audio)
-    device = pick_device(config.device)
+    device = distributed.start(pick_device(config.device))
     data_rng = seed_everything(config.seed)
     n_pairs = min(config.pairs_per_epoch or len(train.mels), len(train.pairs))
-    steps = -(-n_pairs // config.batch_size)
+    batch_size = distributed.per_rank_batch(config.batch_size)
+    steps = -(-(n_pairs // distributed.world_size()) // batch_size)
     parts = build_gan(config, device, steps * config.epochs)
+    # instance norm only, so prepare() keeps the modules the optimisers were made of
+    parts.generator, g_net = distributed.prepare(parts.generator, device)
+    parts.discriminator, d_net = distributed.prepare(parts.discriminator, device)
     dtype = amp_dtype(device, config.amp)
     history: dict[str, list[float]] = {}
     start = 0
@@ -785,20 +814,26 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
         restore_random_state(data_rng, saved["extra"]["rng"])
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     for epoch in range(start, end):
-        order = torch.randperm(len(train.pairs), generator=data_rng)[:n_pairs]
+        order = distributed.shard(torch.randperm(len(train.pairs), generator=data_rng)[:n_pairs])
         sums: dict[str, float] = {}
-        bar = tqdm(order.split(config.batch_size), desc=f"GAN epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not progress, leave=False, mininterval=2.0)
+        bar = tqdm(order.split(batch_size), desc=f"GAN epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", disable=not progress or not distributed.is_main(),
+                   leave=False, mininterval=2.0)
         for index in bar:
-            losses = gan_step(parts, train.batch(index, config.crop_frames, data_rng), config, dtype)
+            losses = gan_step(parts, train.batch(index, config.crop_frames, data_rng), config,
+                              dtype, (g_net, d_net))
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
             # refresh=False: a forced redraw per step floods a notebook's output channel
             bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", refresh=False)
-        if val is not None:
+        totals = distributed.sum_over_ranks(list(sums.values()), device)
+        sums = {k: v / distributed.world_size() for k, v in zip(sums, totals)}
+        if val is not None and distributed.is_main():
             sums.update(validate_gan(parts.generator, val))
         for k, v in sums.items():
             history.setdefault(k, []).append(v)
+        if not distributed.is_main():
+            continue  # rank 0 writes the checkpoint
         save_checkpoint(checkpoint, kind="gan", labels=labels,
                         model_config={"generator": asdict(config.generator),
                                       "discriminator": asdict(config.discriminator)},
@@ -826,6 +861,8 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     """
     table = load_corpus(data)
     labels = corpus_labels(table)
+    distributed.start(pick_device(config.device))
+    progress = progress and distributed.is_main()
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
@@ -836,6 +873,7 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     if missing:
         raise ValueError(f"{data}: no recordings of actors {missing}")
     parts = {}
+    distributed.others_wait()  # rank 0 extracts the features first; the others read its cache
     for name, chosen in (("train", train_actors), ("val", val_actors)):
         rows = table[table["actor"].isin(chosen)].reset_index(drop=True)
         if len(rows):
@@ -843,6 +881,7 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
             parts[name] = (rows, mel)
         else:
             parts[name] = (rows, None)
+    distributed.main_done()
     normalizer = Normalizer.fit_range(parts["train"][1], audio.db_floor)
     prosody = fit_emotion_prosody(parts["train"][0], audio, progress=progress)
     train_set = parallel_set(*parts["train"], normalizer, progress)
