@@ -2,6 +2,9 @@
 
     python benchmarks/classifier_ravdess.py [--data DIR] [--folds N] [--epochs E] [--quick]
                                             [--norm speaker|global] [--amp] [--seed S]
+                                            [--prosody] [--speeds 0.9,1,1.1] [--ensemble N]
+                                            [--channels C] [--blocks B] [--lr LR]
+                                            [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
 and the rest train; no actor is in two of them. Every fold goes through the real path: train,
@@ -13,6 +16,7 @@ beside the repo (../shared/ravdess/16k), else the configured corpus.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,7 +30,7 @@ import torch
 
 from emogan_utils.config import Paths
 from emogan_utils.data import fold_split, load_corpus
-from emogan_utils.evaluate import evaluate_classifier
+from emogan_utils.evaluate import classification_report
 from emogan_utils.inference import load_classifier
 from emogan_utils.synth import default_corpus
 from emogan_utils.train import ClassifierTrainConfig, pick_device, save_classifier, train_classifier
@@ -44,18 +48,35 @@ def main() -> None:
     parser.add_argument("--norm", choices=("speaker", "global"), help="override normalisation")
     parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prosody", action="store_true",
+                        help="log-F0, voicing and energy tracks as extra input channels")
+    parser.add_argument("--speeds", help="speed perturbation factors of the training clips, "
+                        "e.g. 0.9,1,1.1")
+    parser.add_argument("--ensemble", type=int, help="models (seeds) averaged per fold")
+    parser.add_argument("--channels", type=int, help="override the model's width")
+    parser.add_argument("--blocks", type=int, help="override the model's residual blocks")
+    parser.add_argument("--lr", type=float, help="override the learning rate")
+    parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
+                        "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
 
     data = Path(args.data) if args.data else (
         SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
-    changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm)) if v}
+    changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
+                                 ("ensemble", args.ensemble), ("lr", args.lr)) if v}
+    if args.prosody:
+        changes["prosody"] = True
+    if args.speeds:
+        changes["speeds"] = tuple(float(s) for s in args.speeds.split(","))
     changes.update(seed=args.seed, amp=args.amp, progress=False)
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
+    shape = {k: v for k, v in (("channels", args.channels), ("n_blocks", args.blocks)) if v}
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, **shape))
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
     cache = Paths.from_env().cache
 
-    rows = []
+    rows, saved = [], {}
     print(f"{'fold':>4} {'test actors':<16} {'acc':>6} {'uar':>6} {'epochs':>7} {'best':>5} "
           f"{'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,16 +86,41 @@ def main() -> None:
             trained = train_classifier(data, split.val, split.train, config, cache_dir=cache)
             seconds = time.perf_counter() - start
             path = save_classifier(Path(tmp) / f"fold{fold}.pt", trained)
-            report = evaluate_classifier(load_classifier(path), split.select(table, "test"),
-                                         cache, progress=False)
+            classifier = load_classifier(path)
+            mel, test = classifier.corpus_inputs(split.select(table, "test"), cache,
+                                                 progress=False)
+            labels = test["label"].to_numpy(np.int64)
+            probs = classifier.probabilities(mel, test["actor"].to_numpy(np.int64))
+            report = classification_report(labels, probs.argmax(1))
+            saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
+            members = getattr(classifier.model, "members", [])
+            for k, member in enumerate(members):  # each seed alone, for free
+                alone = dataclasses.replace(classifier, model=member)
+                saved[f"member{k}_probs{fold}"] = alone.probabilities(
+                    mel, test["actor"].to_numpy(np.int64))
+            member_acc = [float((saved[f"member{k}_probs{fold}"].argmax(1) == labels).mean())
+                          for k in range(len(members))]
             rows.append({"fold": fold, "test_actors": list(split.test),
                          "accuracy": report["accuracy"], "uar": report["uar"],
                          "epochs_run": len(trained.history["epoch"]),
-                         "best_epoch": trained.history["best_epoch"], "seconds": seconds})
+                         "best_epoch": trained.history["best_epoch"], "seconds": seconds,
+                         "member_accuracy": member_acc})
             print(f"{fold:>4} {','.join(map(str, split.test)):<16} {report['accuracy']:6.3f} "
                   f"{report['uar']:6.3f} {rows[-1]['epochs_run']:>7} {rows[-1]['best_epoch']:>5} "
                   f"{seconds:8.1f}", flush=True)
 
+    if args.save:
+        np.savez_compressed(args.save, **saved)
+    pooled = classification_report(
+        np.concatenate([v for k, v in saved.items() if k.startswith("labels")]),
+        np.concatenate([v.argmax(1) for k, v in saved.items() if k.startswith("probs")]))
+    if rows[0]["member_accuracy"]:
+        alone = np.array([r["member_accuracy"] for r in rows])  # (folds, members)
+        print("members alone: " + ", ".join(f"{m:.3f}" for m in alone.mean(0))
+              + f" (mean {alone.mean():.3f})", file=sys.stderr)
+    print("recall over all folds: " + ", ".join(f"{name} {r:.2f}"
+                                                for name, r in pooled["recall"].items()),
+          file=sys.stderr)
     acc, uar = (np.array([r[k] for r in rows]) for k in ("accuracy", "uar"))
     seconds = np.array([r["seconds"] for r in rows])
     print(f"mean accuracy {acc.mean():.3f} ± {acc.std():.3f}, UAR {uar.mean():.3f} ± "
@@ -83,7 +129,7 @@ def main() -> None:
         "benchmark": "classifier_ravdess", "data": str(data), "folds": rows,
         "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
         "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
-        "train_seconds_mean": float(seconds.mean()),
+        "train_seconds_mean": float(seconds.mean()), "recall": pooled["recall"],
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}))

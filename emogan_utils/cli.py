@@ -201,7 +201,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from emogan_utils.train import ClassifierTrainConfig, save_classifier, train_classifier
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
-                                 ("norm_mode", args.norm), ("batch_size", args.batch_size))
+                                 ("norm_mode", args.norm), ("batch_size", args.batch_size),
+                                 ("ensemble", args.ensemble), ("prosody", args.prosody))
                if v is not None}
     config = ClassifierTrainConfig.quick(**changes) if args.quick else ClassifierTrainConfig(
         **changes)
@@ -339,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the random seed")
     p.add_argument("--norm", choices=("speaker", "global"),
                    help="standardise per actor (default) or with training-split statistics")
+    p.add_argument("--ensemble", type=int,
+                   help="train this many models (seeds) into one checkpoint; their "
+                        "probabilities are averaged")
+    p.add_argument("--prosody", action=argparse.BooleanOptionalAction,
+                   help="read log-F0, voicing and energy tracks beside the log-mels")
     p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",

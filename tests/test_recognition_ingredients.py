@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from emogan_utils import cli
 from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.data import load_corpus
 from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
@@ -152,3 +154,19 @@ def test_training_with_every_ingredient_and_using_the_result(tiny_corpus, tmp_pa
     wave, rate = sf.read(clip, dtype="float32")
     judge = classifier_judge(loaded, rate, reference=load_corpus(tiny_corpus))
     assert judge([wave, wave], [2, 2]).shape == (2,)
+
+
+def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
+        tiny_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
+    out = tmp_path / "ensemble.pt"
+    assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(out),
+                     "--actors", "1", "--val-actors", "2", "--quick", "--epochs", "1",
+                     "--ensemble", "2", "--prosody"]) == 0
+    capsys.readouterr()
+    assert not list(tmp_path.glob("ensemble.pt.run*"))  # every member's run state is gone
+    loaded = load_classifier(out)
+    assert loaded.prosody and len(loaded.model.members) == 2
+    assert cli.main(["evaluate-classifier", "--checkpoint", str(out),
+                     "--data", str(tiny_corpus), "--actors", "2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 8
