@@ -135,7 +135,8 @@ def stretch_frames(frames: WorldFrames, n_frames: int) -> WorldFrames:
         return frames
     position = np.linspace(0.0, frames.n_frames - 1, n_frames)
     left = np.minimum(np.floor(position).astype(int), frames.n_frames - 2)
-    weight = (position - left)[:, None]
+    w = position - left
+    weight = w[:, None]
 
     def lerp(values: np.ndarray) -> np.ndarray:
         return values[left] * (1.0 - weight) + values[left + 1] * weight
@@ -145,8 +146,7 @@ def stretch_frames(frames: WorldFrames, n_frames: int) -> WorldFrames:
     aperiodicity = np.clip(np.exp(lerp(np.log(frames.aperiodicity + tiny))), 0.0, 1.0)
     f0_left, f0_right = frames.f0[left], frames.f0[left + 1]
     both = (f0_left > 0) & (f0_right > 0)
-    nearer = np.where(weight[:, 0] < 0.5, f0_left, f0_right)
-    w = weight[:, 0]
+    nearer = np.where(w < 0.5, f0_left, f0_right)
     log_mix = np.exp(np.log(np.where(both, f0_left, 1.0)) * (1 - w)
                      + np.log(np.where(both, f0_right, 1.0)) * w)
     f0 = np.where(both, log_mix, nearer)
