@@ -1,16 +1,17 @@
 """Benchmark: speaker-independent emotion recognition, k-fold by actor.
 
-    python benchmarks/classifier_ravdess.py [--data DIR] [--folds N] [--epochs E] [--quick]
+    python benchmarks/classifier_ravdess.py [--data DIR] [--folds N] [--epochs E] [--quick|--plain]
                                             [--norm speaker|global] [--amp] [--seed S]
-                                            [--prosody] [--speeds 0.9,1,1.1] [--ensemble N]
-                                            [--channels C] [--blocks B] [--lr LR]
+                                            [--model-seed S] [--[no-]prosody] [--speeds 0.9,1,1.1]
+                                            [--ensemble N] [--channels C] [--blocks B] [--lr LR]
                                             [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
 and the rest train; no actor is in two of them. Every fold goes through the real path: train,
 save a checkpoint, load it, score the unseen actors. Prints a table of folds and a final JSON
 line with mean ± std accuracy and UAR, training time and the machine. Default data: RAVDESS
-beside the repo (../shared/ravdess/16k), else the configured corpus.
+beside the repo (../shared/ravdess/16k), else the configured corpus. Default settings:
+``train-classifier``'s (``ClassifierTrainConfig.best``); the ingredient flags change them.
 """
 
 from __future__ import annotations
@@ -45,13 +46,18 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=K, help=f"how many of the {K} folds to run")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
     parser.add_argument("--quick", action="store_true", help="the quick training settings")
+    parser.add_argument("--plain", action="store_true",
+                        help="the field defaults: one larger model on log-mels, early stopping "
+                             "(the default before issue 17; default: train-classifier's)")
     parser.add_argument("--norm", choices=("speaker", "global"), help="override normalisation")
     parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--prosody", action="store_true",
+    parser.add_argument("--seed", type=int, default=0, help="folds and model seed")
+    parser.add_argument("--model-seed", type=int, help="the models' seed alone (default: --seed), "
+                        "to train more ensemble members on the same folds")
+    parser.add_argument("--prosody", action=argparse.BooleanOptionalAction,
                         help="log-F0, voicing and energy tracks as extra input channels")
     parser.add_argument("--speeds", help="speed perturbation factors of the training clips, "
-                        "e.g. 0.9,1,1.1")
+                        "e.g. 0.9,1,1.1 (1 for none)")
     parser.add_argument("--ensemble", type=int, help="models (seeds) averaged per fold")
     parser.add_argument("--channels", type=int, help="override the model's width")
     parser.add_argument("--blocks", type=int, help="override the model's residual blocks")
@@ -64,12 +70,15 @@ def main() -> None:
         SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
     changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
                                  ("ensemble", args.ensemble), ("lr", args.lr)) if v}
-    if args.prosody:
-        changes["prosody"] = True
+    if args.prosody is not None:
+        changes["prosody"] = args.prosody
     if args.speeds:
         changes["speeds"] = tuple(float(s) for s in args.speeds.split(","))
-    changes.update(seed=args.seed, amp=args.amp, progress=False)
-    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
+    changes.update(seed=args.seed if args.model_seed is None else args.model_seed, amp=args.amp,
+                   progress=False)
+    preset = (ClassifierTrainConfig.quick if args.quick else
+              ClassifierTrainConfig if args.plain else ClassifierTrainConfig.best)
+    config = preset(**changes)
     shape = {k: v for k, v in (("channels", args.channels), ("n_blocks", args.blocks)) if v}
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, **shape))
     table = load_corpus(data)

@@ -204,7 +204,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                  ("norm_mode", args.norm), ("batch_size", args.batch_size),
                                  ("ensemble", args.ensemble), ("prosody", args.prosody))
                if v is not None}
-    config = ClassifierTrainConfig.quick(**changes) if args.quick else ClassifierTrainConfig(
+    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
         **changes)
     start = time.perf_counter()
     out = Path(args.out)
@@ -335,16 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-classifier", help="train the speech emotion classifier")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write")
-    p.add_argument("--quick", action="store_true", help="a small model, a minute or two on a CPU")
+    p.add_argument("--quick", action="store_true",
+                   help="one small model on log-mels alone, a minute or two on a CPU")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--seed", type=int, help="override the random seed")
     p.add_argument("--norm", choices=("speaker", "global"),
                    help="standardise per actor (default) or with training-split statistics")
     p.add_argument("--ensemble", type=int,
                    help="train this many models (seeds) into one checkpoint; their "
-                        "probabilities are averaged")
+                        "probabilities are averaged (default 2, --quick 1)")
     p.add_argument("--prosody", action=argparse.BooleanOptionalAction,
-                   help="read log-F0, voicing and energy tracks beside the log-mels")
+                   help="read log-F0, voicing and energy tracks beside the log-mels "
+                        "(default on, --quick off)")
     p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",

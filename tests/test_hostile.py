@@ -372,8 +372,8 @@ def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp
     run = out.with_name("clf.pt.run")
     train_classifier(tiny_corpus, val_actors=[2], train_actors=[1], config=ONE_EPOCH,
                      cache_dir=tmp_path / "work" / "cache", checkpoint=run)
-    monkeypatch.setattr(train, "ClassifierTrainConfig",
-                        lambda **changes: dataclasses.replace(ONE_EPOCH, **changes))
+    monkeypatch.setattr(train.ClassifierTrainConfig, "best", classmethod(
+        lambda cls, **changes: dataclasses.replace(ONE_EPOCH, **changes)))
     assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(out),
                      "--actors", "2", "--val-actors", "1", "--resume"]) == 2
     assert "cannot resume, made with other data" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import cli
+from emogan_utils import cli, train
 from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.data import load_corpus
 from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
@@ -170,3 +170,21 @@ def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
     assert cli.main(["evaluate-classifier", "--checkpoint", str(out),
                      "--data", str(tiny_corpus), "--actors", "2"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 8
+
+
+def test_train_classifier_command_trains_the_best_settings_and_quick_stays_small(
+        tmp_path, monkeypatch, capsys):
+    seen = []
+
+    def stop(data, val_actors=None, train_actors=None, config=None, **kwargs):
+        seen.append(config)
+        raise KeyboardInterrupt  # nothing to train: the settings are all this test wants
+
+    monkeypatch.setattr(train, "train_classifier", stop)
+    for quick in ([], ["--quick"]):
+        assert cli.main(["train-classifier", "--data", str(tmp_path),
+                         "--out", str(tmp_path / "m.pt"), *quick]) == 130
+    best, quick = seen
+    assert best == ClassifierTrainConfig.best()
+    assert best.prosody and best.speeds == (0.9, 1.0, 1.1) and best.ensemble == 2
+    assert not quick.prosody and quick.speeds == (1.0,) and quick.ensemble == 1
