@@ -103,12 +103,15 @@ def _track_f0(x: np.ndarray, sample_rate: int, config: WorldConfig) -> tuple[np.
 
 
 def coded_mel_cepstra(envelope: np.ndarray, sample_rate: int, order: int = 24) -> np.ndarray:
-    """Mel-cepstra c1..c``order`` ``(frames, order)`` of WORLD envelopes
-    (``pyworld.code_spectral_envelope``, c0 the level dropped): the spectral features of
-    WORLD-based voice conversion and of its MCD."""
+    """Mel-cepstra c1..c``order`` ``(frames, order)`` of WORLD envelopes (c0, the level,
+    dropped): the spectral features of WORLD-based voice conversion and of its MCD.
+
+    ``pyworld.code_spectral_envelope`` takes an orthonormal DCT of the mel-warped log power;
+    its coefficients are divided by 2 sqrt(2) here, to the convention the MCD formula assumes
+    (SPTK's: log amplitude = c0 + 2 sum_k c_k cos(k w))."""
     coded = pyworld.code_spectral_envelope(np.ascontiguousarray(envelope, np.float64),
                                            sample_rate, order + 1)
-    return coded[:, 1:]
+    return coded[:, 1:] / (2.0 * np.sqrt(2.0))
 
 
 def synthesize(frames: WorldFrames, length: int | None = None) -> np.ndarray:

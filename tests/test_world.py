@@ -11,8 +11,8 @@ from emogan_utils.evaluate import (dnsmos, f0_correlation, f0_rmse_cents, mcd_dt
 from emogan_utils.features import AudioConfig, log_mel
 from emogan_utils.prosody import EmotionProsody, ProsodyShift, convert_f0
 from emogan_utils.synth import render, utterance
-from emogan_utils.world import (WorldConfig, analyze, f0_contour, mel_gain_to_envelope,
-                                stretch_frames, synthesize)
+from emogan_utils.world import (WorldConfig, analyze, coded_mel_cepstra, f0_contour,
+                                mel_gain_to_envelope, stretch_frames, synthesize)
 
 AUDIO = AudioConfig()
 RATE = AUDIO.sample_rate
@@ -76,6 +76,21 @@ def test_a_known_pitch_shift_gives_its_f0_error_in_cents(speech):
     assert world_distances(higher, steady, RATE)["f0_rmse_cents"] == pytest.approx(200.0, abs=25.0)
     with pytest.raises(ValueError, match="aligned"):
         f0_rmse_cents(contour, contour[:-1])
+
+
+def test_coded_mel_cepstra_follow_the_mcd_convention():
+    # log amplitude = c0 + 2 sum c_k cos(k w): a cepstrum of c2 = 0.5 is a cosine ripple of
+    # amplitude 1 in log amplitude, 2 in log power; coding its envelope gives c2 = 0.5 back
+    import pyworld
+
+    coded = np.zeros((1, 25))
+    coded[0, 2] = 0.5 * 2.0 * np.sqrt(2.0)  # the same envelope in WORLD's own coding
+    envelope = pyworld.decode_spectral_envelope(coded, RATE, 1024)
+    log_power = np.log(envelope[0])
+    assert (log_power.max() - log_power.min()) / 2 == pytest.approx(2.0, rel=1e-3)
+    cepstra = coded_mel_cepstra(envelope, RATE)
+    assert cepstra[0, 1] == pytest.approx(0.5, rel=1e-3)
+    assert np.abs(np.delete(cepstra[0], 1)).max() < 1e-3
 
 
 def test_silent_and_unvoiced_input_give_nan_not_a_crash(speech):
