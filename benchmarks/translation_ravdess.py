@@ -2,7 +2,7 @@
 
     python benchmarks/translation_ravdess.py [--data DIR] [--quick] [--epochs N]
         [--paired-weight W] [--cls-weight W] [--paired-cepstra K] [--train-actors 1-16]
-        [--test-actors 17-20] [--paths generator_only griffin_lim world]
+        [--test-actors 17-20] [--paths generator_only griffin_lim world] [--envelope-cepstra K]
         [--max-sources N] [--out DIR] [--resume] [--classifier CKPT ...] [--judges 3] [--seed S]
 
 Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
@@ -88,6 +88,9 @@ def main() -> None:
     parser.add_argument("--test-actors", default="17-20")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
                         help="conversion paths to judge (default: all three)")
+    parser.add_argument("--envelope-cepstra", type=int,
+                        help="the WORLD path's smoothing of the generator's envelope change "
+                             "(Translator's envelope_cepstra; default: the Translator's)")
     parser.add_argument("--max-sources", type=int, help="neutral recordings to convert (all)")
     parser.add_argument("--out", help="folder for gan.pt and judge.pt (default: work/benchmarks)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted GAN run")
@@ -119,7 +122,9 @@ def main() -> None:
 
     table = load_corpus(data)
     table = table[table["actor"].isin(test_actors)]
-    translators = {name: Translator(out / "gan.pt", **PATHS[name]) for name in args.paths}
+    smoothing = {} if args.envelope_cepstra is None else {"envelope_cepstra": args.envelope_cepstra}
+    translators = {name: Translator(out / "gan.pt", **PATHS[name], **smoothing)
+                   for name in args.paths}
     rate = next(iter(translators.values())).audio.sample_rate
     judge = classifier_judge([load_classifier(c) for c in classifiers], rate, reference=table)
     figures = {}
