@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
-from emogan_utils.data import ravdess_name
+from emogan_utils.data import EMOTIONS, ravdess_name
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess"
 
@@ -108,3 +109,17 @@ def tiny_corpus(tmp_path: Path) -> Path:
             name = ravdess_name(emotion, 1, 1, 1, actor)
             sf.write(folder / name, tone(150.0 * emotion, 1.0, 22050, lead=0.3), 22050)
     return root
+
+
+def parallel_corpus(frames: int = 40, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """One actor saying one statement twice in all eight emotions: a band per emotion."""
+    rng = np.random.default_rng(seed)
+    rows, mels = [], []
+    for repetition in (1, 2):
+        for label in range(len(EMOTIONS)):
+            mel = rng.uniform(-70, -40, (80, frames))
+            mel[10 * label:10 * label + 10] += 25.0
+            mel[:, -5:] = -100.0  # trailing padding, as in fixed-length clips
+            rows.append({"actor": 1, "statement_id": 1, "repetition": repetition, "label": label})
+            mels.append(mel)
+    return pd.DataFrame(rows), np.stack(mels).astype(np.float32)

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import EPS32
+from conftest import EPS32, parallel_corpus
 from emogan_utils import distributed
 from emogan_utils.checkpoint import load_checkpoint
 from emogan_utils.features import Normalizer
@@ -46,11 +46,9 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parallel():
-    from test_gan import _parallel_corpus
-
     from emogan_utils.train import parallel_set
 
-    table, mels = _parallel_corpus(frames=32)
+    table, mels = parallel_corpus(frames=32)
     normalizer = Normalizer.fit_range(mels)
     return parallel_set(table, mels, normalizer, progress=False), normalizer
 

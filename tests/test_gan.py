@@ -6,11 +6,11 @@ import dataclasses
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
+from conftest import parallel_corpus
 from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, save_checkpoint
 from emogan_utils.data import EMOTIONS, ravdess_name
@@ -31,23 +31,9 @@ TINY = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16,
                       discriminator=DiscriminatorConfig(channels=4, depth=2))
 
 
-def _parallel_corpus(frames: int = 40, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """One actor saying one statement twice in all eight emotions: a band per emotion."""
-    rng = np.random.default_rng(seed)
-    rows, mels = [], []
-    for repetition in (1, 2):
-        for label in range(len(EMOTIONS)):
-            mel = rng.uniform(-70, -40, (80, frames))
-            mel[10 * label:10 * label + 10] += 25.0
-            mel[:, -5:] = -100.0  # trailing padding, as in fixed-length clips
-            rows.append({"actor": 1, "statement_id": 1, "repetition": repetition, "label": label})
-            mels.append(mel)
-    return pd.DataFrame(rows), np.stack(mels).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def tiny_data():
-    table, mels = _parallel_corpus()
+    table, mels = parallel_corpus()
     normalizer = Normalizer.fit_range(mels)
     return parallel_set(table, mels, normalizer, progress=False), normalizer
 
