@@ -121,6 +121,13 @@ def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
 # --- emotion translation ---------------------------------------------------------------------
 
 
+def checked_vocoder(name: str) -> str:
+    """``name`` if it is one of :data:`~emogan_utils.config.VOCODERS`, else ValueError."""
+    if name not in VOCODERS:
+        raise ValueError(f"vocoder must be one of {VOCODERS}, got {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class Conversion:
     """One translation: the source at the model's rate and its log-mel, the generator's
@@ -187,14 +194,17 @@ class Translator:
 
     @property
     def vocoder(self) -> str:
-        """``"world"`` or ``"griffin-lim"``; may be changed between conversions."""
+        """The default vocoder, ``"world"`` or ``"griffin-lim"``; each call that makes sound can
+        name another."""
         return self._vocoder
 
     @vocoder.setter
     def vocoder(self, name: str) -> None:
-        if name not in VOCODERS:
-            raise ValueError(f"vocoder must be one of {VOCODERS}, got {name!r}")
-        self._vocoder = name
+        self._vocoder = checked_vocoder(name)
+
+    def _vocoder_or_default(self, name: str | None) -> str:
+        """``name`` checked, or the default vocoder when it is None."""
+        return self._vocoder if name is None else checked_vocoder(name)
 
     def waveform(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
                  sample_rate: int | None = None) -> np.ndarray:
@@ -251,10 +261,11 @@ class Translator:
             self._analyses[key] = analyze(wave, self.audio.sample_rate, self.world)
         return self._analyses[key]
 
-    def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None) -> np.ndarray:
-        """The source through this translator's vocoder with no conversion: what the vocoder
-        alone does to the sound."""
-        if self.vocoder == "world":
+    def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None,
+                     vocoder: str | None = None) -> np.ndarray:
+        """The source through ``vocoder`` (default: :attr:`vocoder`) with no conversion: what the
+        vocoder alone does to the sound."""
+        if self._vocoder_or_default(vocoder) == "world":
             return synthesize(self.analysis(wave), len(wave))
         return self.to_audio(self.mel(wave) if mel_db is None else mel_db, len(wave))
 
@@ -266,12 +277,13 @@ class Translator:
 
     def speech(self, converted_mel: np.ndarray, source_wave: np.ndarray, target: str,
                strength: float = 1.0, source: str = "neutral",
-               source_mel: np.ndarray | None = None) -> np.ndarray:
+               source_mel: np.ndarray | None = None, vocoder: str | None = None) -> np.ndarray:
         """The waveform of a conversion of ``source_wave`` whose generator output is
-        ``converted_mel``, with ``target``'s prosody (times ``strength``), through the vocoder.
-        It lasts ``len(source_wave)`` samples over the target's tempo ratio."""
+        ``converted_mel``, with ``target``'s prosody (times ``strength``), through ``vocoder``
+        (default: :attr:`vocoder`). It lasts ``len(source_wave)`` samples over the target's
+        tempo ratio."""
         shift = self.shift(target, strength, source)
-        if self.vocoder == "world":
+        if self._vocoder_or_default(vocoder) == "world":
             source_mel = self.mel(source_wave) if source_mel is None else source_mel
             return self._world_speech(converted_mel - source_mel, source_wave, shift)
         return self._griffin_lim_speech(converted_mel, source_wave, shift)
@@ -306,13 +318,15 @@ class Translator:
         return apply_prosody(wave, ProsodyShift(semitones), self.audio)
 
     def convert(self, wave: np.ndarray, target: str, strength: float = 1.0,
-                source: str = "neutral", mel: np.ndarray | None = None) -> Conversion:
+                source: str = "neutral", mel: np.ndarray | None = None,
+                vocoder: str | None = None) -> Conversion:
         """Every stage of translating a model-rate waveform (from :meth:`waveform`) into
-        ``target``; ``mel`` is its log-mel if already computed."""
+        ``target`` through ``vocoder`` (default: :attr:`vocoder`); ``mel`` is its log-mel if
+        already computed."""
         mel = self.mel(wave) if mel is None else mel
         converted = self.translate_mel(mel, target, strength, source)
         return Conversion(wave, mel, converted,
-                          self.speech(converted, wave, target, strength, source, mel))
+                          self.speech(converted, wave, target, strength, source, mel, vocoder))
 
     def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
                  strength: float = 1.0, source: str = "neutral",
@@ -350,8 +364,7 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
     in-memory waveform (default: the model's); ``vocoder`` one of
     :data:`~emogan_utils.config.VOCODERS`.
     """
-    if vocoder not in VOCODERS:  # the emotions are checked against the checkpoint's
-        raise ValueError(f"vocoder must be one of {VOCODERS}, got {vocoder!r}")
+    checked_vocoder(vocoder)  # the emotions are checked against the checkpoint's
     return load_translator(checkpoint, vocoder)(waveform_or_path, target_emotion, strength,
                                                 source_emotion, sample_rate)
 

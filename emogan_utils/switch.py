@@ -25,10 +25,11 @@ import soundfile as sf
 from matplotlib.figure import Figure
 
 from emogan_utils import plots
-from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
+from emogan_utils.config import DEFAULT_VOCODER
 from emogan_utils.data import INTENSITIES, STATEMENTS
 from emogan_utils.features import AudioConfig, AudioError, read_audio
-from emogan_utils.inference import Classifier, Translator, load_classifier, predict
+from emogan_utils.inference import (Classifier, Translator, checked_vocoder, load_classifier,
+                                    predict)
 from emogan_utils.threads import torch_threads
 from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
                                 train_classifier, train_gan)
@@ -211,21 +212,19 @@ class SwitchEngine:
         return self._analyses.get((source.key, vocoder), lambda: self._analyse(source, vocoder))
 
     def _analyse(self, source: Source, vocoder: str) -> Analysis:
-        self.translator.vocoder = vocoder
         wave = self.translator.waveform(source.wave, source.sample_rate)
         mel_db = self.translator.mel(wave)
         probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         emotion = source.emotion or max(probs, key=probs.get)
-        return Analysis(wave, mel_db, self.translator.resynthesize(wave, mel_db), probs, emotion)
+        return Analysis(wave, mel_db, self.translator.resynthesize(wave, mel_db, vocoder), probs,
+                        emotion)
 
     def result(self, source: Source, target: str, strength: float,
                vocoder: str | None = None) -> SwitchResult:
         """Everything the widget shows for one choice (cached by source, target, strength and
         vocoder; default: the translator's)."""
         strength = round(float(strength), 3)
-        vocoder = vocoder or self.translator.vocoder
-        if vocoder not in VOCODERS:
-            raise ValueError(f"vocoder must be one of {VOCODERS}, got {vocoder!r}")
+        vocoder = checked_vocoder(vocoder or self.translator.vocoder)
         return self._results.get((source.key, target, strength, vocoder),
                                  lambda: self._compute(source, target, strength, vocoder))
 
@@ -235,7 +234,7 @@ class SwitchEngine:
         with torch_threads(self.config.torch_threads):
             analysis = self.analyse(source, vocoder)
             wave = self.translator.convert(analysis.wave, target, strength, analysis.emotion,
-                                           analysis.mel_db).wave
+                                           analysis.mel_db, vocoder).wave
             mel_db = self.translator.mel(wave)  # what is heard: with the new pitch and tempo
             probs = predict(wave, self.classifier, sample_rate=self.sample_rate)
         result = SwitchResult(source.name, analysis.emotion, target, strength,

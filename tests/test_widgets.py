@@ -127,6 +127,18 @@ def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
         switch.engine.result(switch.source, "sad", 1.0, "wavenet")
 
 
+def test_each_choice_uses_its_own_vocoder_whatever_was_analysed_last(switch):
+    engine = switch.engine
+    first = switch.source
+    engine.analyse(first, "world")
+    switch.emotion.value = "calm"  # another clip, analysed through Griffin-Lim last
+    result = engine.result(first, "sad", 1.0, "world")  # its analysis comes from the cache
+    analysis = engine.analyse(first, "world")
+    expected = engine.translator.convert(analysis.wave, "sad", 1.0, analysis.emotion,
+                                         analysis.mel_db, vocoder="world").wave
+    np.testing.assert_array_equal(result.translation, expected)
+
+
 def test_controls_are_disabled_while_computing(switch):
     seen = []
     switch.target.observe(lambda change: seen.append(change["new"]), "disabled")
