@@ -194,28 +194,43 @@ WORLD_MCEP_ORDER = 24
 """Mel-cepstral coefficients c1..c24 in the WORLD MCD, as emotional voice conversion papers use."""
 
 
+WorldFeatures = tuple[np.ndarray, np.ndarray]
+"""Mel-cepstra ``(24, frames)`` and F0 (Hz, 0 where unvoiced) of a clip's loud WORLD frames."""
+
+
+def world_features(wave: np.ndarray, sample_rate: int,
+                   top_db: float = 40.0) -> WorldFeatures | None:
+    """What :func:`world_distances` compares of one clip: WORLD's coded mel-cepstra c1..c24
+    (:func:`~emogan_utils.world.coded_mel_cepstra`) and F0 of the frames within ``top_db`` of
+    its loudest; None for a silent clip (peak below :data:`SILENCE_PEAK`)."""
+    if np.max(np.abs(wave), initial=0.0) < SILENCE_PEAK:
+        return None
+    frames = analyze(wave, sample_rate, METRIC_WORLD)
+    power_db = 10.0 * np.log10(frames.envelope.sum(axis=1) + 1e-20)
+    loud = power_db >= power_db.max() - top_db
+    cepstra = coded_mel_cepstra(frames.envelope[loud], sample_rate, WORLD_MCEP_ORDER)
+    return cepstra.T, frames.f0[loud]
+
+
 def world_distances(wave: np.ndarray, reference: np.ndarray, sample_rate: int,
                     top_db: float = 40.0) -> dict[str, float]:
     """MCD on WORLD mel-cepstra and F0 RMSE (cents) and correlation of ``wave`` against
-    ``reference``, along one DTW alignment of their mel-cepstra.
+    ``reference``, along one DTW alignment of their mel-cepstra (:func:`world_features`).
 
-    The mel-cepstra are WORLD's coded spectral envelope (:func:`~emogan_utils.world.coded_mel_cepstra`),
-    c1..c24; frames more than ``top_db`` below a clip's loudest are left out first. These MCD
-    figures are on another scale than :func:`mcd_dtw`'s (80-band filterbank cepstra): never
-    compare one with the other. All three are NaN for a silent clip, the F0 figures where no
-    aligned frame is voiced in both.
+    These MCD figures are on another scale than :func:`mcd_dtw`'s (80-band filterbank
+    cepstra): never compare one with the other. All three are NaN for a silent clip, the F0
+    figures where no aligned frame is voiced in both.
     """
-    if min(np.max(np.abs(w), initial=0.0) for w in (wave, reference)) < SILENCE_PEAK:
+    return _world_distances(world_features(wave, sample_rate, top_db),
+                            world_features(reference, sample_rate, top_db))
+
+
+def _world_distances(a: WorldFeatures | None, b: WorldFeatures | None) -> dict[str, float]:
+    """:func:`world_distances` of two clips' :func:`world_features`."""
+    if a is None or b is None:
         return {"mcd_world": float("nan"), "f0_rmse_cents": float("nan"),
                 "f0_corr": float("nan")}
-    features = []
-    for signal in (wave, reference):
-        frames = analyze(signal, sample_rate, METRIC_WORLD)
-        power_db = 10.0 * np.log10(frames.envelope.sum(axis=1) + 1e-20)
-        loud = power_db >= power_db.max() - top_db
-        cepstra = coded_mel_cepstra(frames.envelope[loud], sample_rate, WORLD_MCEP_ORDER)
-        features.append((cepstra.T, frames.f0[loud]))
-    (mcep_a, f0_a), (mcep_b, f0_b) = features
+    (mcep_a, f0_a), (mcep_b, f0_b) = a, b
     path = dtw_path(mcep_a, mcep_b)
     f0_a, f0_b = f0_a[path[:, 0]], f0_b[path[:, 1]]
     return {"mcd_world": mel_cepstral_distortion(mcep_a[:, path[:, 0]], mcep_b[:, path[:, 1]]),
@@ -356,7 +371,7 @@ def evaluate_translation(translator: Translator,
     waves = {p: load_audio(p, audio) for p in sources}
     per_source = {p: {"f0": f0_stats(w, rate), "dnsmos": dnsmos(w, rate),
                       "dnsmos_resynth": dnsmos(translator.resynthesize(w), rate),
-                      "speaker": speaker_embedding(w, rate)}
+                      "speaker": speaker_embedding(w, rate), "world": world_features(w, rate)}
                   for p, w in tqdm(waves.items(), desc="sources", unit="clip",
                                    disable=not progress)}
     per_emotion = {}
@@ -392,8 +407,10 @@ def evaluate_translation(translator: Translator,
         stats["mcd_target_repeat"] = _mean_of_known([
             mcd_dtw(load_audio(other, audio), r, audio) if pd.notna(other) else np.nan
             for other, r in zip(rows["repeat_path"], real)])
-        for name, batch in (("converted", converted), ("source", src)):
-            found = [world_distances(w, r, rate) for w, r in zip(batch, real)]
+        real_world = [world_features(r, rate) for r in real]
+        for name, features in (("converted", [world_features(w, rate) for w in converted]),
+                               ("source", [k["world"] for k in known])):
+            found = [_world_distances(f, r) for f, r in zip(features, real_world)]
             for key in ("mcd_world", "f0_rmse_cents", "f0_corr"):
                 stats[f"{key}_{name}"] = _mean_of_known([f[key] for f in found])
         pitch = {"source": [k["f0"] for k in known],
