@@ -2,7 +2,8 @@
 
     python benchmarks/translation_ravdess.py [--data DIR] [--quick] [--epochs N]
         [--paired-weight W] [--cls-weight W] [--paired-cepstra K] [--train-actors 1-16]
-        [--test-actors 17-20] [--paths generator_only griffin_lim world] [--envelope-cepstra K]
+        [--test-actors 17-20] [--paths generator_only griffin_lim world]
+        [--envelope-scale S] [--envelope-cepstra K]
         [--max-sources N] [--out DIR] [--resume] [--classifier CKPT ...] [--judges 3] [--seed S]
 
 Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
@@ -54,6 +55,7 @@ from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import evaluate_translation, translation_table
 from emogan_utils.inference import Translator, classifier_judge, load_classifier
 from emogan_utils.synth import default_corpus
+from emogan_utils.world import EnvelopeEdit
 from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, pick_device,
                                 save_classifier, train_classifier, train_gan)
 
@@ -88,9 +90,11 @@ def main() -> None:
     parser.add_argument("--test-actors", default="17-20")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
                         help="conversion paths to judge (default: all three)")
+    parser.add_argument("--envelope-scale", type=float,
+                        help="the WORLD path's factor on the generator's envelope change "
+                             "(EnvelopeEdit.scale; default: its default)")
     parser.add_argument("--envelope-cepstra", type=int,
-                        help="the WORLD path's smoothing of the generator's envelope change "
-                             "(Translator's envelope_cepstra; default: the Translator's)")
+                        help="the WORLD path's smoothing of that change (EnvelopeEdit.n_cepstra)")
     parser.add_argument("--max-sources", type=int, help="neutral recordings to convert (all)")
     parser.add_argument("--out", help="folder for gan.pt and judge.pt (default: work/benchmarks)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted GAN run")
@@ -122,8 +126,9 @@ def main() -> None:
 
     table = load_corpus(data)
     table = table[table["actor"].isin(test_actors)]
-    smoothing = {} if args.envelope_cepstra is None else {"envelope_cepstra": args.envelope_cepstra}
-    translators = {name: Translator(out / "gan.pt", **PATHS[name], **smoothing)
+    edit = {"scale": args.envelope_scale, "n_cepstra": args.envelope_cepstra}
+    envelope = EnvelopeEdit(**{k: v for k, v in edit.items() if v is not None})
+    translators = {name: Translator(out / "gan.pt", **PATHS[name], envelope=envelope)
                    for name in args.paths}
     rate = next(iter(translators.values())).audio.sample_rate
     judge = classifier_judge([load_classifier(c) for c in classifiers], rate, reference=table)
@@ -136,7 +141,8 @@ def main() -> None:
     print(json.dumps({
         "data": str(data), "train_actors": train_actors, "test_actors": test_actors,
         "w_paired": config.w_paired, "w_cls": config.w_cls,
-        "paired_cepstra": config.paired_cepstra, "epochs": config.epochs, **figures,
+        "paired_cepstra": config.paired_cepstra, "epochs": config.epochs,
+        "envelope": dataclasses.asdict(envelope), **figures,
         "final_val_l1": history.get("val_l1", [None])[-1],
         "final_val_l1_source": history.get("val_l1_source", [None])[-1],
         "train_seconds": round(train_seconds, 1), "n_sources": result["n_sources"],

@@ -27,8 +27,8 @@ from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleCl
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
                                   clip_prosody, convert_f0, remaining_semitones, stretch_mel)
 from emogan_utils.train import batched_logits, pick_device, standardize
-from emogan_utils.world import (WorldConfig, WorldFrames, analyze, mel_gain_to_envelope,
-                                stretch_frames, synthesize)
+from emogan_utils.world import (EnvelopeEdit, WorldConfig, WorldFrames, analyze,
+                                mel_gain_to_envelope, stretch_frames, synthesize)
 
 # --- emotion classifier ------------------------------------------------------------------
 
@@ -160,15 +160,15 @@ class Translator:
     def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
                  device: str | None = None, n_iter: int = 64, prosody: bool = True,
                  min_pitch_shift: float = 1.0, vocoder: str = DEFAULT_VOCODER,
-                 world: WorldConfig = WorldConfig(), envelope_cepstra: int = 20):
+                 world: WorldConfig = WorldConfig(), envelope: EnvelopeEdit = EnvelopeEdit()):
         """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters.
 
         ``prosody=False`` leaves out the pitch, pitch-range and tempo change measured at
         training time (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed.
         On the Griffin-Lim path, pitch shifts smaller than ``min_pitch_shift`` semitones are
         skipped (the phase vocoder costs more than a small correction gains: docs/results.md).
-        ``world`` and ``envelope_cepstra`` set the WORLD path's analysis and how smooth the
-        generator's change of the envelope is (:func:`~emogan_utils.world.mel_gain_to_envelope`).
+        ``world`` and ``envelope`` set the WORLD path's analysis and how the generator's change
+        becomes a change of the envelope (:class:`~emogan_utils.world.EnvelopeEdit`).
         """
         payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
         self.path = Path(checkpoint)
@@ -182,7 +182,7 @@ class Translator:
         self.min_pitch_shift = min_pitch_shift
         self.vocoder = vocoder
         self.world = world
-        self.envelope_cepstra = envelope_cepstra
+        self.envelope = envelope
         self.device = pick_device(device)
         model_config = payload["model_config"]
         generator = model_config.get("generator") if isinstance(model_config, dict) else None
@@ -292,7 +292,7 @@ class Translator:
                       shift: ProsodyShift) -> np.ndarray:
         """WORLD path: envelope times the generator's gain, F0 converted, frames stretched."""
         frames = self.analysis(source_wave)
-        gain = mel_gain_to_envelope(gain_db, self.audio, frames, self.envelope_cepstra)
+        gain = mel_gain_to_envelope(gain_db, self.audio, frames, self.envelope)
         edited = dataclasses.replace(frames, f0=convert_f0(frames.f0, shift),
                                      envelope=frames.envelope * gain)
         stretched = stretch_frames(edited, max(2, round(frames.n_frames / shift.rate)))

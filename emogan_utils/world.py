@@ -156,24 +156,49 @@ def stretch_frames(frames: WorldFrames, n_frames: int) -> WorldFrames:
     return replace(frames, f0=f0, envelope=envelope, aperiodicity=aperiodicity)
 
 
+@dataclass(frozen=True)
+class EnvelopeEdit:
+    """How a generator's log-mel change becomes a gain on WORLD's envelope
+    (:func:`mel_gain_to_envelope`)."""
+
+    scale: float = 2.0
+    """The change in dB is multiplied by this first. Through WORLD the generator's change is
+    heard as weaker than through Griffin-Lim, which renders its whole mel; doubling it was
+    chosen on validation actors (docs/results.md, WORLD path)."""
+    n_cepstra: int = 20
+    """DCT terms across mel bands kept of the change (0: no smoothing)."""
+    max_db: float = 24.0
+    """The gain is clipped to ``±max_db`` after scaling and smoothing."""
+
+    def __post_init__(self) -> None:
+        if not self.scale >= 0 or not np.isfinite(self.scale):
+            raise ValueError(f"scale must be a finite number >= 0, got {self.scale}")
+        if self.n_cepstra < 0:
+            raise ValueError(f"n_cepstra must be >= 0, got {self.n_cepstra}")
+        if not self.max_db > 0:
+            raise ValueError(f"max_db must be positive, got {self.max_db}")
+
+
 def mel_gain_to_envelope(gain_db: np.ndarray, audio: AudioConfig, frames: WorldFrames,
-                         n_cepstra: int = 20, max_db: float = 24.0) -> np.ndarray:
+                         edit: EnvelopeEdit = EnvelopeEdit()) -> np.ndarray:
     """A power gain ``(frames.n_frames, bins)`` for WORLD's envelope from a dB change of a
     log-mel ``(n_mels, T)`` (converted minus source, on the source's mel frames).
 
-    The gain is smoothed across mel bands by keeping its first ``n_cepstra`` DCT terms, so the
-    harmonic detail a generator leaves in the low bands does not ripple the envelope; clipped to
-    ``±max_db``; mapped from mel-band centres to the envelope's linear-frequency bins and from
-    mel frames to WORLD frames by linear interpolation.
+    The change is multiplied by ``edit.scale``; smoothed across mel bands by keeping its first
+    ``edit.n_cepstra`` DCT terms, so the harmonic detail a generator leaves in the low bands
+    does not ripple the envelope; clipped to ``±edit.max_db``; mapped from mel-band centres to
+    the envelope's linear-frequency bins and from mel frames to WORLD frames by linear
+    interpolation.
     """
     gain = np.asarray(gain_db, dtype=np.float64)
     if gain.ndim != 2 or gain.shape[0] != audio.n_mels:
         raise ValueError(f"expected an (n_mels={audio.n_mels}, T) gain, got shape {gain.shape}")
-    if 0 < n_cepstra < audio.n_mels:
+    gain = gain * edit.scale
+    if 0 < edit.n_cepstra < audio.n_mels:
         coeffs = dct(gain, type=2, axis=0, norm="ortho")
-        coeffs[n_cepstra:] = 0.0
+        coeffs[edit.n_cepstra:] = 0.0
         gain = idct(coeffs, type=2, axis=0, norm="ortho")
-    gain = np.clip(gain, -max_db, max_db)
+    gain = np.clip(gain, -edit.max_db, edit.max_db)
     centres = librosa.mel_frequencies(audio.n_mels + 2, fmin=audio.f_min, fmax=audio.f_max)[1:-1]
     bins = np.linspace(0.0, frames.sample_rate / 2, frames.envelope.shape[1])
     mel_times = np.arange(gain.shape[1]) * audio.hop_length / audio.sample_rate

@@ -11,7 +11,7 @@ from emogan_utils.evaluate import (dnsmos, f0_correlation, f0_rmse_cents, mcd_dt
 from emogan_utils.features import AudioConfig, log_mel
 from emogan_utils.prosody import EmotionProsody, ProsodyShift, convert_f0
 from emogan_utils.synth import render, utterance
-from emogan_utils.world import (WorldConfig, analyze, coded_mel_cepstra, f0_contour,
+from emogan_utils.world import (EnvelopeEdit, WorldConfig, analyze, coded_mel_cepstra, f0_contour,
                                 mel_gain_to_envelope, stretch_frames, synthesize)
 
 AUDIO = AudioConfig()
@@ -148,7 +148,7 @@ def test_stretch_frames_changes_tempo_and_keeps_voicing(speech):
 def test_a_flat_mel_gain_scales_the_envelope_and_the_level(speech):
     frames = analyze(speech, RATE, WorldConfig(f0_method="dio"))
     mel = log_mel(speech, AUDIO)
-    gain = mel_gain_to_envelope(np.full_like(mel, 6.0), AUDIO, frames)
+    gain = mel_gain_to_envelope(np.full_like(mel, 6.0), AUDIO, frames, EnvelopeEdit(scale=1.0))
     assert gain.shape == frames.envelope.shape
     np.testing.assert_allclose(gain, 10 ** 0.6, rtol=1e-9)
     louder = synthesize(type(frames)(frames.f0, frames.envelope * gain, frames.aperiodicity,
@@ -156,7 +156,16 @@ def test_a_flat_mel_gain_scales_the_envelope_and_the_level(speech):
     plain = synthesize(frames, len(speech))
     level = 20 * np.log10(np.sqrt(np.mean(louder ** 2) / np.mean(plain ** 2)))
     assert level == pytest.approx(6.0, abs=0.5)
+    np.testing.assert_allclose(mel_gain_to_envelope(np.full_like(mel, 3.0), AUDIO, frames,
+                                                    EnvelopeEdit(scale=2.0)), gain, rtol=1e-9)
     assert np.abs(mel_gain_to_envelope(np.full_like(mel, 90.0), AUDIO, frames)).max() \
         == pytest.approx(10 ** 2.4)  # clipped at +24 dB
     with pytest.raises(ValueError, match="n_mels"):
         mel_gain_to_envelope(mel[:10], AUDIO, frames)
+
+
+@pytest.mark.parametrize("bad", [{"scale": -1.0}, {"scale": float("nan")}, {"n_cepstra": -2},
+                                 {"max_db": 0.0}])
+def test_an_impossible_envelope_edit_is_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        EnvelopeEdit(**bad)
