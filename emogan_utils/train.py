@@ -1,10 +1,8 @@
-"""Training: device choice, seeding, mixed precision, and the training loops."""
+"""Training: the emotion classifier's and the conditional GAN's training loops."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,79 +20,17 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
                                split_actors)
-from emogan_utils.features import (AudioConfig, Normalizer, corpus_features, fit_per_speaker,
-                                   normalize_per_speaker)
-from emogan_utils.inputs import corpus_inputs, input_channels, silence_padding
+from emogan_utils.features import AudioConfig, Normalizer, corpus_features
+from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  EnsembleClassifier, GeneratorConfig, PatchDiscriminator,
-                                 UNetGenerator)
+                                 UNetGenerator, batched_logits, emotion_code)
 from emogan_utils.prosody import fit_emotion_prosody
-
-
-def pick_device(prefer: str | None = None) -> torch.device:
-    """``prefer`` if given, else CUDA, then Apple MPS, then CPU."""
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch generator for data order."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def random_state(data_rng: torch.Generator) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-    """Everything a resumed run needs to draw the same random numbers: data order, torch's
-    global generator (augmentation, dropout) and, where there is one, the GPUs'."""
-    state = {"data": data_rng.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_random_state(data_rng: torch.Generator, state: dict) -> None:
-    """Undo :func:`random_state`."""
-    data_rng.set_state(state["data"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """The autocast dtype for mixed precision: fp16 on CUDA, bf16 on CPU, None when off."""
-    if not enabled:
-        return None
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu":
-        return torch.bfloat16
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """An autocast context for ``dtype``, or a no-op context when ``dtype`` is None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
-    """A gradient scaler, active only for fp16 (bf16 and fp32 need none)."""
-    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device, random_state,
+                                  restore_random_state, seed_everything)
 
 
 # --- emotion classifier ------------------------------------------------------------------
-
-NORM_MODES = ("speaker", "global")
-"""How log-mels are standardised: with each actor's own statistics, or the training split's."""
-
 
 @dataclass
 class ClassifierTrainConfig:
@@ -189,28 +125,6 @@ class TrainedClassifier:
     """The emotions of the model's outputs, in order (the corpus's label set)."""
 
 
-def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
-                normalizer: Normalizer,
-                speakers: dict[int, Normalizer] | None = None,
-                audio: AudioConfig = AudioConfig()) -> np.ndarray:
-    """Standardise log-mels (with the prosody tracks under them, if any, which are then 0 on
-    the padding: :func:`~emogan_utils.inputs.silence_padding`): per actor (``speaker``) or
-    with ``normalizer``.
-
-    In ``speaker`` mode each actor's statistics come from ``speakers`` when given (e.g. all of
-    that actor's recordings), else from their clips in ``mel_db``; an actor missing from
-    ``speakers``, or clips without ``actors`` (an unknown speaker), get ``normalizer``. On
-    held-out RAVDESS actors that costs less than per-clip standardisation, which also removes
-    the level and spectral tilt that carry emotion.
-    """
-    if mode == "speaker" and actors is not None:
-        if speakers is None:
-            speakers = fit_per_speaker(mel_db, actors)
-        lookup = {int(a): speakers.get(int(a), normalizer) for a in actors}
-        return silence_padding(normalize_per_speaker(mel_db, actors, lookup), mel_db, audio)
-    return silence_padding(np.asarray(normalizer(mel_db), dtype=np.float32), mel_db, audio)
-
-
 def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
     """SpecAugment-style frequency and time masks (to 0, the mean) and a random time shift."""
     x = mel.unsqueeze(1)
@@ -223,18 +137,6 @@ def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
         shifts = torch.randint(-config.time_shift, config.time_shift + 1, (len(x),))
         x = torch.stack([torch.roll(row, int(s), dims=-1) for row, s in zip(x, shifts)])
     return x
-
-
-def batched_logits(model: nn.Module, mel: np.ndarray | torch.Tensor, device: torch.device,
-                   batch_size: int = 128, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Logits of the model in eval mode for many normalised log-mels, on the CPU."""
-    model.eval()
-    mel = torch.as_tensor(mel, dtype=torch.float32)
-    outs = []
-    with torch.no_grad(), autocast(device, dtype):
-        for start in range(0, len(mel), batch_size):
-            outs.append(model(mel[start:start + batch_size].to(device)).float().cpu())
-    return torch.cat(outs)
 
 
 def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
@@ -626,11 +528,6 @@ def parallel_set(table: pd.DataFrame, mel_db: np.ndarray, normalizer: Normalizer
     return ParallelSet(mels=torch.as_tensor(normalizer(mel_db), dtype=torch.float32),
                        labels=torch.tensor(table["label"].to_numpy(), dtype=torch.long),
                        pairs=torch.from_numpy(pairs), alignment=torch.from_numpy(alignment))
-
-
-def emotion_code(labels: torch.Tensor, n_emotions: int) -> torch.Tensor:
-    """One-hot conditioning vectors ``(B, n_emotions)``."""
-    return nn.functional.one_hot(labels, n_emotions).float()
 
 
 @dataclass
