@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pandas as pd
 import torch
@@ -22,9 +21,11 @@ from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_label
                                split_actors)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
+from emogan_utils.losses import classifier_loss, lsgan_loss, paired_l1
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  EnsembleClassifier, GeneratorConfig, PatchDiscriminator,
                                  UNetGenerator, batched_logits, emotion_code)
+from emogan_utils.pairs import ParallelSet, parallel_set
 from emogan_utils.prosody import fit_emotion_prosody
 from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device, random_state,
                                   restore_random_state, seed_everything)
@@ -209,8 +210,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                 continue  # batch norm needs two examples
             x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
             with autocast(device, dtype):
-                logits, loss = _loss(net, x, y, config.mixup, config.label_smoothing,
-                                     generator)
+                logits, loss = classifier_loss(net, x, y, config.mixup,
+                                               config.label_smoothing, generator)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -252,22 +253,6 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     if run["best_state"] is not None:
         model.load_state_dict(run["best_state"])
     return model.eval(), {**history, "best_epoch": run["best_epoch"]}
-
-
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float, smoothing: float,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and (label-smoothed) cross-entropy, with mixup of batch pairs when ``mixup`` > 0."""
-    def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits, target, label_smoothing=smoothing)
-
-    if mixup <= 0:
-        logits = model(x)
-        return logits, ce(logits, y)
-    lam = torch.distributions.Beta(mixup, mixup).sample().item()
-    perm = torch.randperm(len(x), generator=generator).to(x.device)
-    logits = model(lam * x + (1 - lam) * x[perm])
-    loss = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
-    return logits, loss
 
 
 def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None = None,
@@ -460,77 +445,6 @@ class GANTrainConfig:
 
 
 @dataclass
-class ParallelSet:
-    """Range-normalised log-mels of a parallel corpus and every cross-emotion pair of them.
-
-    ``pairs[k] = (source, target)`` are two recordings of the same actor, statement and
-    repetition in different emotions; ``alignment[k, i]`` is the target frame DTW matched to
-    source frame ``i``, so ``mels[target][:, alignment[k]]`` follows the source's timing.
-    """
-
-    mels: torch.Tensor
-    labels: torch.Tensor
-    pairs: torch.Tensor
-    alignment: torch.Tensor
-
-    def aligned_target(self, index: torch.Tensor) -> torch.Tensor:
-        """The real targets of pairs ``index`` warped onto their sources' timelines."""
-        targets = self.mels[self.pairs[index, 1]]
-        gather = self.alignment[index].unsqueeze(1).expand(-1, targets.shape[1], -1)
-        return targets.gather(2, gather)
-
-    def batch(self, index: torch.Tensor, crop: int | None,
-              rng: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        """(source, source label, target label, aligned target) for pairs ``index``, cropped."""
-        source, target = self.pairs[index, 0], self.pairs[index, 1]
-        x, y = self.mels[source], self.aligned_target(index)
-        frames = x.shape[-1]
-        if crop is not None and crop < frames:
-            start = torch.randint(0, frames - crop + 1, (len(index), 1), generator=rng)
-            cols = (start + torch.arange(crop)).unsqueeze(1).expand(-1, x.shape[1], -1)
-            x, y = x.gather(2, cols), y.gather(2, cols)
-        return x, self.labels[source], self.labels[target], y
-
-
-def mfcc_for_alignment(mel_db: np.ndarray) -> np.ndarray:
-    """MFCCs 1-19 of a dB log-mel: timbre without loudness, what DTW should match on."""
-    return librosa.feature.mfcc(S=mel_db, n_mfcc=20)[1:]
-
-
-def dtw_alignment(source_mfcc: np.ndarray, target_mfcc: np.ndarray) -> np.ndarray:
-    """For each source frame, the index of the target frame DTW pairs it with (the last one)."""
-    _, path = librosa.sequence.dtw(X=source_mfcc, Y=target_mfcc, backtrack=True)
-    index = np.zeros(source_mfcc.shape[1], dtype=np.int64)
-    index[path[::-1, 0]] = path[::-1, 1]
-    return index
-
-
-def parallel_pairs(table: pd.DataFrame) -> np.ndarray:
-    """Row pairs ``(P, 2)`` of the same (actor, statement, repetition) in different emotions."""
-    pairs = []
-    for _, group in table.groupby(["actor", "statement_id", "repetition"], sort=True):
-        rows, labels = group.index.to_numpy(), group["label"].to_numpy()
-        pairs += [(a, b) for a, la in zip(rows, labels) for b, lb in zip(rows, labels) if la != lb]
-    if not pairs:
-        raise ValueError("No parallel pairs: the corpus needs the same actor, statement and "
-                         "repetition recorded in at least two emotions")
-    return np.asarray(pairs, dtype=np.int64)
-
-
-def parallel_set(table: pd.DataFrame, mel_db: np.ndarray, normalizer: Normalizer,
-                 progress: bool = True) -> ParallelSet:
-    """Normalise ``mel_db`` (rows of ``table``) and DTW-align every parallel pair once."""
-    table = table.reset_index(drop=True)
-    pairs = parallel_pairs(table)
-    mfcc = [mfcc_for_alignment(m) for m in mel_db]
-    alignment = np.stack([dtw_alignment(mfcc[a], mfcc[b])
-                          for a, b in tqdm(pairs, desc="DTW", unit="pair", disable=not progress)])
-    return ParallelSet(mels=torch.as_tensor(normalizer(mel_db), dtype=torch.float32),
-                       labels=torch.tensor(table["label"].to_numpy(), dtype=torch.long),
-                       pairs=torch.from_numpy(pairs), alignment=torch.from_numpy(alignment))
-
-
-@dataclass
 class GANParts:
     """The two networks, their optimisers, schedulers and gradient scalers."""
 
@@ -573,18 +487,6 @@ def build_gan(config: GANTrainConfig, device: torch.device, total_steps: int) ->
                     grad_scaler(device, dtype), grad_scaler(device, dtype))
 
 
-def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
-    return ((scores.float() - (1.0 if real else 0.0)) ** 2).mean()
-
-
-def paired_l1(fake: torch.Tensor, aligned: torch.Tensor, n_cepstra: int | None) -> torch.Tensor:
-    """Mean L1 between ``(B, n_mels, T)`` mels, or between their first ``n_cepstra`` cepstra."""
-    if n_cepstra is None:
-        return (fake - aligned).abs().mean()
-    dct = torchaudio.functional.create_dct(n_cepstra, fake.shape[1], "ortho").to(fake.device)
-    return (torch.einsum("bft,fk->bkt", fake - aligned, dct)).abs().mean()
-
-
 def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainConfig,
              dtype: torch.dtype | None,
              nets: tuple[nn.Module, nn.Module] | None = None) -> dict[str, float]:
@@ -602,7 +504,7 @@ def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainCon
             fake = G(x, code_t)
         real_adv, real_cls = D(x)
         fake_adv, _ = D(fake)
-        d_adv = _lsgan(real_adv, True) + _lsgan(fake_adv, False)
+        d_adv = lsgan_loss(real_adv, True) + lsgan_loss(fake_adv, False)
         d_cls = cross_entropy(real_cls.float(), source)
         loss_d = config.w_adv * d_adv + config.w_cls * d_cls
     parts.opt_d.zero_grad(set_to_none=True)
@@ -613,7 +515,7 @@ def gan_step(parts: GANParts, batch: Sequence[torch.Tensor], config: GANTrainCon
     with autocast(device, dtype):
         fake = G(x, code_t)
         fake_adv, fake_cls = D(fake)
-        terms = {"g_adv": _lsgan(fake_adv, True),
+        terms = {"g_adv": lsgan_loss(fake_adv, True),
                  "g_cls": cross_entropy(fake_cls.float(), target),
                  "cycle": (G(fake, code_s).float() - x).abs().mean(),
                  "identity": (G(x, code_s).float() - x).abs().mean(),

@@ -46,7 +46,7 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parallel():
-    from emogan_utils.train import parallel_set
+    from emogan_utils.pairs import parallel_set
 
     table, mels = parallel_corpus(frames=32)
     normalizer = Normalizer.fit_range(mels)
