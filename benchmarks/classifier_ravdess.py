@@ -29,12 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                              train_classifier)
 from emogan_utils.config import Paths
 from emogan_utils.data import fold_split, load_corpus
 from emogan_utils.evaluate import classification_report
 from emogan_utils.inference import load_classifier
+from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
-from emogan_utils.train import ClassifierTrainConfig, pick_device, save_classifier, train_classifier
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 K = 5

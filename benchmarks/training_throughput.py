@@ -17,11 +17,10 @@ import time
 import torch
 from torch import nn
 
+from emogan_utils.classifier_training import ClassifierTrainConfig
+from emogan_utils.gan_training import GANTrainConfig, build_gan, gan_step
 from emogan_utils.models import EmotionClassifier
-from emogan_utils.train import (
-    ClassifierTrainConfig, GANTrainConfig, amp_dtype, autocast, build_gan, gan_step, grad_scaler,
-    pick_device,
-)
+from emogan_utils.runtime import amp_dtype, autocast, grad_scaler, pick_device
 
 
 def classifier_rate(device: torch.device, amp: bool, steps: int, batch: int) -> float:

@@ -49,15 +49,17 @@ from pathlib import Path
 
 import torch
 
+from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                              train_classifier)
 from emogan_utils.cli import _actors
 from emogan_utils.config import Paths
 from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import evaluate_translation, translation_table
+from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, classifier_judge, load_classifier
+from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 from emogan_utils.world import EnvelopeEdit
-from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, pick_device,
-                                save_classifier, train_classifier, train_gan)
 
 SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 PATHS = {"generator_only": {"prosody": False, "vocoder": "griffin-lim"},

@@ -2,9 +2,11 @@
 
 Modules, one concern each: ``data`` (RAVDESS files, splits, download), ``synth`` (the embedded
 corpus; ``espeak_worker`` is its espeak-ng server), ``features`` (audio loading, log-mel,
-normalisation, cache), ``models``, ``train``, ``inversion`` (Griffin-Lim), ``evaluate``,
-``inference`` (predict, translate), ``plots``, ``switch`` (the emotion switch's engine),
-``widgets`` (its ipywidgets view), ``cli``.
+normalisation, cache), ``runtime`` (device, seeding, mixed precision), ``models``, ``losses``,
+``pairs`` (the GAN's DTW-aligned parallel pairs), ``classifier_training`` and ``gan_training``
+(both gathered in ``train``), ``inversion`` (Griffin-Lim), ``evaluate``, ``inference``
+(predict, translate), ``plots``, ``switch`` (the emotion switch's engine), ``widgets`` (its
+ipywidgets view), ``cli``.
 """
 
 from importlib import metadata as _metadata

@@ -3,7 +3,9 @@
 A checkpoint is a dict of plain types and tensors, so it loads with ``weights_only=True``:
 ``format`` (version), ``kind`` ("classifier", "gan", ...), ``model_config`` (constructor
 arguments), ``state`` (one state dict per network or optimiser), ``audio`` (the
-:class:`AudioConfig` as a dict), ``normalizer`` (its state), ``labels`` and ``extra``.
+:class:`AudioConfig` as a dict), ``normalizer`` (its state), ``labels`` and ``extra``. A
+training run's checkpoint also keeps its settings and data in ``extra``, and
+:func:`check_resumable` refuses to resume it with other ones.
 """
 
 from __future__ import annotations
@@ -142,3 +144,36 @@ def load_weights(path: str | os.PathLike, module: Any, state: dict, name: str) -
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: not a readable emogan checkpoint ({name!r} state does "
                               f"not fit: {err})") from err
+
+
+# --- resuming an interrupted training run
+
+def resumable_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resumed run must share with the interrupted one: a training config's
+    ``to_dict()`` without the progress bar."""
+    return {k: v for k, v in settings.items() if k != "progress"}
+
+
+def check_resumable(path: Path, saved: dict, wanted: dict, what: str,
+                    data: dict | None = None) -> None:
+    """Raise if the run checkpoint at ``path`` was made with other training settings, or with
+    other ``data`` (entries of its ``extra``: actors, corpus fingerprint)."""
+    extra = saved["extra"]
+    for found, expected, made_with in (
+            (extra.get("train_config", {}), wanted, f"another {what} training configuration"),
+            (extra, data or {}, "other data (actors or recordings)")):
+        differ = [f"{k}: {found.get(k)!r} != {v!r}" for k, v in expected.items()
+                  if _plain(found.get(k)) != _plain(v)]
+        if differ:
+            raise CheckpointError(f"{path}: cannot resume, made with {made_with} "
+                                  f"({'; '.join(differ)}); give the same ones, or start "
+                                  "afresh without --resume")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal after a checkpoint round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

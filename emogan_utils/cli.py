@@ -144,7 +144,7 @@ def _resumable(command):
 @_resumable
 def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils import distributed
-    from emogan_utils.train import GANTrainConfig, train_gan
+    from emogan_utils.gan_training import GANTrainConfig, train_gan
 
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
@@ -198,7 +198,8 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
 @_resumable
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from emogan_utils import distributed
-    from emogan_utils.train import ClassifierTrainConfig, save_classifier, train_classifier
+    from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                                  train_classifier)
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("norm_mode", args.norm), ("batch_size", args.batch_size),

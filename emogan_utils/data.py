@@ -499,6 +499,11 @@ class Split:
         return table[table["actor"].isin(getattr(self, part))].reset_index(drop=True)
 
 
+def manifest_actors(table: pd.DataFrame, part: str) -> list[int]:
+    """The actors a manifest puts in ``part`` ('train', 'val' or 'test')."""
+    return sorted({int(a) for a in table.loc[table["split"] == part, "actor"]})
+
+
 def _by_gender(actors: Iterable[int], seed: int) -> tuple[list[int], list[int]]:
     rng = random.Random(seed)
     actors = sorted(set(actors))

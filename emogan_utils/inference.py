@@ -20,13 +20,13 @@ from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
 from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, fit_per_speaker, load_audio,
                                    prepare_waveform, require_speech)
-from emogan_utils.inputs import corpus_inputs, waveform_inputs
+from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
-                                 GeneratorConfig, UNetGenerator)
+                                 GeneratorConfig, UNetGenerator, batched_logits)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
                                   clip_prosody, convert_f0, remaining_semitones, stretch_mel)
-from emogan_utils.train import batched_logits, pick_device, standardize
+from emogan_utils.runtime import pick_device
 from emogan_utils.world import (EnvelopeEdit, WorldConfig, WorldFrames, analyze,
                                 mel_gain_to_envelope, stretch_frames, synthesize)
 

@@ -12,21 +12,24 @@ at ``i`` hops):
 
 On the zero padding after a clip (frames whose log-mel is at the floor) all three sit at the
 floor too, so the speech frames, and every normalisation fitted on them, are the mel's own
-(:func:`~emogan_utils.features.speech_mask`). Per-speaker standardisation then makes log-F0
-relative to the speaker's own pitch; :func:`silence_padding` sets the tracks to 0 on the
-padding afterwards, where the floor would otherwise be hundreds of standard deviations away.
+(:func:`~emogan_utils.features.speech_mask`). Per-speaker standardisation
+(:func:`standardize`) then makes log-F0 relative to the speaker's own pitch;
+:func:`silence_padding` sets the tracks to 0 on the padding afterwards, where the floor would
+otherwise be hundreds of standard deviations away.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from emogan_utils.features import (AudioConfig, FeatureCache, corpus_features, load_audio,
-                                   log_mel, speech_mask, speed_variant)
+from emogan_utils.features import (AudioConfig, FeatureCache, Normalizer, corpus_features,
+                                   fit_per_speaker, load_audio, log_mel, normalize_per_speaker,
+                                   speech_mask, speed_variant)
 from emogan_utils.world import WorldConfig, f0_contour
 
 PROSODY_CHANNELS = ("log_f0", "voicing", "energy")
@@ -74,6 +77,32 @@ def silence_padding(x: np.ndarray, raw: np.ndarray, audio: AudioConfig) -> np.nd
         tracks = x[:, audio.n_mels:]
         tracks[np.broadcast_to(padding[:, None, :], tracks.shape)] = 0.0
     return x
+
+
+NORM_MODES = ("speaker", "global")
+"""How log-mels are standardised: with each actor's own statistics, or the training split's."""
+
+
+def standardize(mel_db: np.ndarray, actors: Sequence[int] | None, mode: str,
+                normalizer: Normalizer,
+                speakers: dict[int, Normalizer] | None = None,
+                audio: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Standardise log-mels (with the prosody tracks under them, if any, which are then 0 on
+    the padding: :func:`silence_padding`): per actor (``speaker``) or
+    with ``normalizer``.
+
+    In ``speaker`` mode each actor's statistics come from ``speakers`` when given (e.g. all of
+    that actor's recordings), else from their clips in ``mel_db``; an actor missing from
+    ``speakers``, or clips without ``actors`` (an unknown speaker), get ``normalizer``. On
+    held-out RAVDESS actors that costs less than per-clip standardisation, which also removes
+    the level and spectral tilt that carry emotion.
+    """
+    if mode == "speaker" and actors is not None:
+        if speakers is None:
+            speakers = fit_per_speaker(mel_db, actors)
+        lookup = {int(a): speakers.get(int(a), normalizer) for a in actors}
+        return silence_padding(normalize_per_speaker(mel_db, actors, lookup), mel_db, audio)
+    return silence_padding(np.asarray(normalizer(mel_db), dtype=np.float32), mel_db, audio)
 
 
 def waveform_inputs(waves: np.ndarray, audio: AudioConfig, prosody: bool) -> np.ndarray:

@@ -1,15 +1,18 @@
-"""Neural network models: the speech emotion classifier and the conditional GAN."""
+"""Neural network models: the speech emotion classifier (and running it over many log-mels in
+batches) and the conditional GAN (and its one-hot emotion conditioning)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from emogan_utils.data import EMOTIONS
 from emogan_utils.features import AudioConfig
+from emogan_utils.runtime import autocast
 
 # The shapes' defaults come from the features (n_mels) and the corpus (the emotions), so that
 # they are set in one place; a checkpoint stores its own values and is built from those.
@@ -120,6 +123,18 @@ class EnsembleClassifier(nn.Module):
         return probs.mean(0).clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
+def batched_logits(model: nn.Module, mel: np.ndarray | torch.Tensor, device: torch.device,
+                   batch_size: int = 128, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Logits of the model in eval mode for many normalised log-mels, on the CPU."""
+    model.eval()
+    mel = torch.as_tensor(mel, dtype=torch.float32)
+    outs = []
+    with torch.no_grad(), autocast(device, dtype):
+        for start in range(0, len(mel), batch_size):
+            outs.append(model(mel[start:start + batch_size].to(device)).float().cpu())
+    return torch.cat(outs)
+
+
 # --- conditional GAN
 
 @dataclass(frozen=True)
@@ -154,6 +169,11 @@ class DiscriminatorConfig:
 def emotion_maps(code: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Broadcast ``(B, n_emotions)`` codes to constant maps the size of ``like`` ``(B, C, F, T)``."""
     return code[:, :, None, None].expand(-1, -1, *like.shape[-2:]).to(like.dtype)
+
+
+def emotion_code(labels: torch.Tensor, n_emotions: int) -> torch.Tensor:
+    """One-hot conditioning vectors ``(B, n_emotions)``."""
+    return nn.functional.one_hot(labels, n_emotions).float()
 
 
 class ConditionalInstanceNorm(nn.Module):

@@ -25,14 +25,15 @@ import soundfile as sf
 from matplotlib.figure import Figure
 
 from emogan_utils import plots
+from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                              train_classifier)
 from emogan_utils.config import DEFAULT_VOCODER
 from emogan_utils.data import INTENSITIES, STATEMENTS
 from emogan_utils.features import AudioConfig, AudioError, read_audio
+from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import (Classifier, Translator, checked_vocoder, load_classifier,
                                     predict)
 from emogan_utils.threads import torch_threads
-from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
-                                train_classifier, train_gan)
 
 CLASSIFIER_FILE = "classifier.pt"
 GAN_FILE = "gan.pt"

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from emogan_utils.classifier_training import ClassifierTrainConfig
 from emogan_utils.config import Paths
 from emogan_utils.data import ravdess_name
+from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.storage import write_audio
-from emogan_utils.train import ClassifierTrainConfig, GANTrainConfig
 from emogan_utils.widgets import SwitchConfig, train_quick_models
 
 pytestmark = pytest.mark.browser

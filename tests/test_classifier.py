@@ -12,14 +12,14 @@ import torch
 
 from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
+                                              fit_classifier, save_classifier)
 from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (accuracy, classification_report, confusion_matrix,
                                    per_class_recall, unweighted_average_recall)
 from emogan_utils.features import AudioConfig, AudioError, Normalizer, log_mel
 from emogan_utils.inference import Classifier, classifier_judge, load_classifier, predict
 from emogan_utils.models import ClassifierConfig, EmotionClassifier
-from emogan_utils.train import (ClassifierTrainConfig, TrainedClassifier, fit_classifier,
-                                save_classifier)
 
 from conftest import tone
 

@@ -18,9 +18,10 @@ import torch.multiprocessing as mp
 from conftest import EPS32, parallel_corpus
 from emogan_utils import distributed
 from emogan_utils.checkpoint import load_checkpoint
+from emogan_utils.classifier_training import ClassifierTrainConfig, fit_classifier
 from emogan_utils.features import Normalizer
+from emogan_utils.gan_training import GANTrainConfig, fit_gan
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
-from emogan_utils.train import ClassifierTrainConfig, GANTrainConfig, fit_classifier, fit_gan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,7 +47,7 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parallel():
-    from emogan_utils.train import parallel_set
+    from emogan_utils.pairs import parallel_set
 
     table, mels = parallel_corpus(frames=32)
     normalizer = Normalizer.fit_range(mels)
@@ -57,7 +58,7 @@ def _rank(rank: int, port: int, folder: str, kill_after: int | None, gan: bool) 
     """One of two processes, set up as torchrun sets them up."""
     from datetime import timedelta
 
-    import emogan_utils.train as train
+    from emogan_utils import classifier_training, gan_training
 
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -65,7 +66,7 @@ def _rank(rank: int, port: int, folder: str, kill_after: int | None, gan: bool) 
     # a short timeout: a rank whose peer was killed gives up instead of waiting 30 minutes
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     saves = []
-    real_save = train.save_checkpoint
+    real_save = classifier_training.save_checkpoint
 
     def counted_save(*args, **kwargs):
         saves.append(args[0])
@@ -73,7 +74,8 @@ def _rank(rank: int, port: int, folder: str, kill_after: int | None, gan: bool) 
         if kill_after is not None and len(saves) == kill_after:
             os._exit(9)  # killed just after a checkpoint, no clean-up
 
-    train.save_checkpoint = counted_save
+    # the training modules write their checkpoints through their own name for save_checkpoint
+    classifier_training.save_checkpoint = gan_training.save_checkpoint = counted_save
     folder = Path(folder)
     x, y = _data(48, 0)
     x_val, y_val = _data(16, 1)

@@ -15,15 +15,17 @@ from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, save_checkpoint
 from emogan_utils.data import EMOTIONS, ravdess_name
 from emogan_utils.features import AudioConfig, Normalizer
+from emogan_utils.gan_training import GANTrainConfig, build_gan, fit_gan, gan_step
 from emogan_utils.inference import Translator, translate
+from emogan_utils.losses import paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
                                  UNetGenerator)
+from emogan_utils.pairs import dtw_alignment, parallel_set
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody, clip_prosody,
                                   remaining_semitones, stretch_mel)
+from emogan_utils.runtime import seed_everything
 from emogan_utils.world import WorldConfig, analyze, synthesize
 from emogan_utils.world import f0_contour as world_f0
-from emogan_utils.train import (GANTrainConfig, build_gan, dtw_alignment, fit_gan, gan_step,
-                                paired_l1, parallel_set, seed_everything)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16, lr_g=2e-3,

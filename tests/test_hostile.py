@@ -18,17 +18,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import cli, storage, train
+from emogan_utils import classifier_training, cli, gan_training, storage
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
+                                              save_classifier, train_classifier)
 from emogan_utils.data import load_corpus, ravdess_name
 from emogan_utils.features import (MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE, AudioConfig,
                                    AudioError, FeatureCache, Normalizer, NoSpeechError,
                                    extract_features, load_audio, prepare_waveform, read_audio)
+from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  GeneratorConfig, UNetGenerator)
-from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, TrainedClassifier,
-                                save_classifier, train_classifier, train_gan)
 
 from conftest import tone
 
@@ -372,7 +373,7 @@ def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp
     run = out.with_name("clf.pt.run")
     train_classifier(tiny_corpus, val_actors=[2], train_actors=[1], config=ONE_EPOCH,
                      cache_dir=tmp_path / "work" / "cache", checkpoint=run)
-    monkeypatch.setattr(train.ClassifierTrainConfig, "best", classmethod(
+    monkeypatch.setattr(ClassifierTrainConfig, "best", classmethod(
         lambda cls, **changes: dataclasses.replace(ONE_EPOCH, **changes)))
     assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(out),
                      "--actors", "2", "--val-actors", "1", "--resume"]) == 2
@@ -462,14 +463,15 @@ def test_download_into_something_not_a_folder_is_a_clean_error(tmp_path, capsys)
 
 # --- interrupted and partial work --------------------------------------------------------------
 
-@pytest.mark.parametrize("command, function", [("train-classifier", "train_classifier"),
-                                               ("train-gan", "train_gan")])
+@pytest.mark.parametrize("command, module, function", [
+    ("train-classifier", classifier_training, "train_classifier"),
+    ("train-gan", gan_training, "train_gan")])
 def test_ctrl_c_during_training_says_how_to_resume(tmp_path, monkeypatch, capsys, command,
-                                                   function):
+                                                   module, function):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, function, interrupted)
+    monkeypatch.setattr(module, function, interrupted)
     assert cli.main([command, "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err

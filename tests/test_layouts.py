@@ -16,14 +16,15 @@ import torch
 from conftest import tone
 from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint
+from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                              train_classifier)
 from emogan_utils.data import (EMOTIONS, LAYOUTS, CorpusError, corpus_labels, load_corpus,
                                ravdess_name, read_manifest, translation_items)
 from emogan_utils.evaluate import evaluate_classifier
+from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
 from emogan_utils.layouts import LABELS
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
-from emogan_utils.train import (ClassifierTrainConfig, GANTrainConfig, save_classifier,
-                                train_classifier, train_gan)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RATE = 16000

@@ -10,8 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import cli, train
+from emogan_utils import classifier_training, cli
 from emogan_utils.checkpoint import save_checkpoint
+from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
+                                              save_classifier, train_classifier)
 from emogan_utils.data import load_corpus
 from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
                                    speed_perturb)
@@ -19,8 +21,6 @@ from emogan_utils.inference import classifier_judge, load_classifier, predict
 from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
                                  prosody_tracks, silence_padding)
 from emogan_utils.models import ClassifierConfig, EmotionClassifier, EnsembleClassifier
-from emogan_utils.train import (ClassifierTrainConfig, TrainedClassifier, save_classifier,
-                                train_classifier)
 
 from conftest import tone
 
@@ -180,7 +180,7 @@ def test_train_classifier_command_trains_the_best_settings_and_quick_stays_small
         seen.append(config)
         raise KeyboardInterrupt  # nothing to train: the settings are all this test wants
 
-    monkeypatch.setattr(train, "train_classifier", stop)
+    monkeypatch.setattr(classifier_training, "train_classifier", stop)
     for quick in ([], ["--quick"]):
         assert cli.main(["train-classifier", "--data", str(tmp_path),
                          "--out", str(tmp_path / "m.pt"), *quick]) == 130

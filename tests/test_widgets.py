@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emogan_utils.classifier_training import ClassifierTrainConfig
 from emogan_utils.data import EMOTIONS, load_corpus, ravdess_name
 from emogan_utils.features import AudioConfig, AudioError
+from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.plots import plot_mel_comparison, plot_probability_comparison
-from emogan_utils.train import ClassifierTrainConfig, GANTrainConfig
 from emogan_utils.widgets import (EmotionSwitch, SwitchConfig, emotion_switch, train_quick_models,
                                   upload_source)
 

@@ -1,0 +1,370 @@
+"""Training the emotion classifier: its settings (:class:`ClassifierTrainConfig`), SpecAugment,
+the training loop on normalised log-mels (:func:`fit_classifier`, resumable and under
+``torchrun``), training on a corpus speaker-independently (:func:`train_classifier`, an
+ensemble of seeds if asked) and saving the result as a ``classifier`` checkpoint."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from torch import nn
+from tqdm.auto import tqdm
+
+from emogan_utils import distributed
+from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
+                                     resumable_config, save_checkpoint)
+from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
+                               manifest_actors, split_actors)
+from emogan_utils.features import AudioConfig, Normalizer
+from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
+from emogan_utils.losses import classifier_loss
+from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
+                                 batched_logits)
+from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device, random_state,
+                                  restore_random_state, seed_everything)
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """Every training technique of the classifier, each switchable. The field defaults are one
+    larger model on log-mels alone (the full run before issue 17); :meth:`best` is what
+    ``train-classifier`` trains and :meth:`quick` a demonstration."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    """AdamW decoupled weight decay; 0 turns it off."""
+    plateau_patience: int | None = 2
+    """ReduceLROnPlateau on validation loss: epochs without improvement; None turns it off."""
+    plateau_factor: float = 0.5
+    early_stopping: int | None = 10
+    """Stop after this many epochs without a better validation accuracy; None trains all epochs."""
+    amp: bool = False
+    """Mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU."""
+    freq_masks: int = 2
+    freq_mask_param: int = 10
+    time_masks: int = 2
+    time_mask_param: int = 20
+    time_shift: int = 20
+    """Largest random circular shift along time, in frames; 0 turns it off."""
+    mixup: float = 0.0
+    """Beta(alpha, alpha) mixup of batch pairs; 0 turns it off."""
+    label_smoothing: float = 0.0
+    """Cross-entropy target smoothing: keeps the model from overconfidence on training actors."""
+    norm_mode: str = "speaker"
+    prosody: bool = False
+    """Read the prosody tracks (log-F0, voicing, energy: :mod:`emogan_utils.inputs`) under the
+    log-mels."""
+    speeds: tuple[float, ...] = (1.0,)
+    """Speed perturbation: the training clips once sped up by each factor (each copy of an
+    actor standardised as a speaker of its own); validation is at 1 only."""
+    ensemble: int = 1
+    """Models trained with seeds ``seed``, ``seed + 1``, ...; their probabilities are averaged."""
+    seed: int = 0
+    device: str | None = None
+    progress: bool = True
+    model: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def __post_init__(self) -> None:
+        if self.norm_mode not in NORM_MODES:
+            raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {self.norm_mode!r}")
+        if not self.speeds or 1.0 not in self.speeds or min(self.speeds) <= 0:
+            raise ValueError(f"speeds must be positive and include 1, got {self.speeds}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
+
+    @classmethod
+    def quick(cls, **overrides) -> "ClassifierTrainConfig":
+        """Settings for a demonstration run of a minute or two on a laptop CPU."""
+        values = dict(epochs=12, early_stopping=None,
+                      model=ClassifierConfig(channels=64, n_blocks=2))
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def best(cls, **overrides) -> "ClassifierTrainConfig":
+        """The best settings measured on RAVDESS's five folds by actor (docs/results.md,
+        "Recognition ingredients"), what ``train-classifier`` trains: :meth:`quick`'s small
+        model reading the prosody tracks, trained on the clips at speeds 0.9, 1 and 1.1, two
+        seeds averaged (a few minutes on a 2-core CPU once the features are cached)."""
+        return cls.quick(**{"prosody": True, "speeds": (0.9, 1.0, 1.1), "ensemble": 2,
+                            **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def for_audio(self, audio: AudioConfig) -> "ClassifierTrainConfig":
+        """These settings with the model sized for ``audio``'s log-mels and, if read, the
+        prosody tracks (what training uses)."""
+        return replace(self, model=replace(self.model,
+                                           n_mels=input_channels(audio, self.prosody)))
+
+
+@dataclass
+class TrainedClassifier:
+    """A trained classifier with what is needed to use and describe it."""
+
+    model: EmotionClassifier | EnsembleClassifier
+    normalizer: Normalizer
+    """Statistics of the training actors: the global mode's normaliser and the fallback for
+    speaker mode when a speaker's other utterances are not at hand."""
+    config: ClassifierTrainConfig
+    history: dict
+    train_actors: tuple[int, ...]
+    val_actors: tuple[int, ...]
+    labels: tuple[str, ...] = EMOTIONS
+    """The emotions of the model's outputs, in order (the corpus's label set)."""
+
+
+def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
+    """SpecAugment-style frequency and time masks (to 0, the mean) and a random time shift."""
+    x = mel.unsqueeze(1)
+    for _ in range(config.freq_masks):
+        x = torchaudio.transforms.FrequencyMasking(config.freq_mask_param, iid_masks=True)(x)
+    for _ in range(config.time_masks):
+        x = torchaudio.transforms.TimeMasking(config.time_mask_param, iid_masks=True)(x)
+    x = x.squeeze(1)
+    if config.time_shift:
+        shifts = torch.randint(-config.time_shift, config.time_shift + 1, (len(x),))
+        x = torch.stack([torch.roll(row, int(s), dims=-1) for row, s in zip(x, shifts)])
+    return x
+
+
+def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                   y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                   checkpoint: str | os.PathLike | None = None, resume: bool = False,
+                   stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
+                   data: dict | None = None,
+                   labels: Sequence[str] = EMOTIONS) -> tuple[EmotionClassifier, dict]:
+    """Train on normalised log-mels; return the best model on validation and the history.
+
+    The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
+    ``val_acc``, ``lr``, ``seconds``) and ``best_epoch``, the epoch whose weights are returned.
+    With ``checkpoint`` the whole run state (weights, best weights so far, optimiser, schedule,
+    random states, history) is written there after every epoch, with ``data`` (what the run
+    trains on, e.g. its actors and corpus fingerprint); ``resume=True`` continues from it, if
+    made with the same settings and ``data``, and ends with the weights an uninterrupted run
+    would. ``stop_after`` ends this call after that many epochs (the best model so far is
+    returned).
+
+    Under ``torchrun`` (:mod:`emogan_utils.distributed`) each process trains on its shard of
+    every batch (``batch_size`` is the global batch), gradients and batch-norm statistics are
+    shared, and rank 0 validates, decides early stopping and writes ``checkpoint``.
+    """
+    config = config.for_audio(audio)
+    generator = seed_everything(config.seed)
+    device = distributed.start(pick_device(config.device))
+    dtype = amp_dtype(device, config.amp)
+    model, net = distributed.prepare(EmotionClassifier(config.model).to(device), device)
+    batch_size = distributed.per_rank_batch(config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+        if config.plateau_patience is not None else None)
+    scaler = grad_scaler(device, dtype)
+    x_train_t, y_train_t = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    y_val_t = torch.as_tensor(y_val)
+    run = {"history": {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
+                                       "val_acc", "lr", "seconds")},
+           "best_key": [-1.0, 0.0], "best_epoch": 0, "stale": 0, "best_state": None,
+           "stopped": False}
+    trained = {"model": model, "optimizer": optimizer, "scaler": scaler}
+    if scheduler is not None:
+        trained["scheduler"] = scheduler
+    wanted = resumable_config(config.to_dict())
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        saved = load_checkpoint(checkpoint, kind="classifier-run", audio=audio)
+        check_resumable(Path(checkpoint), saved, wanted, "classifier", data)
+        for name, part in trained.items():
+            load_weights(checkpoint, part, saved["state"], name)
+        run = saved["extra"]["run"]
+        restore_random_state(generator, saved["extra"]["rng"])
+    history = run["history"]
+    start = len(history["epoch"])
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    if run["stopped"]:  # early stopping had already ended the run
+        end = start
+    bar = tqdm(range(start + 1, end + 1), desc="epochs", unit="epoch",
+               disable=not config.progress or not distributed.is_main())
+    for epoch in bar:
+        begun = time.perf_counter()
+        net.train()
+        order = distributed.shard(torch.randperm(len(x_train_t), generator=generator))
+        if distributed.active():  # each rank its own masks, and a resumed epoch the same ones
+            torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + distributed.rank())
+        total_loss, correct = 0.0, 0
+        for begin in range(0, len(order), batch_size):
+            index = order[begin:begin + batch_size]
+            if len(index) * distributed.world_size() < 2:
+                continue  # batch norm needs two examples
+            x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
+            with autocast(device, dtype):
+                logits, loss = classifier_loss(net, x, y, config.mixup,
+                                               config.label_smoothing, generator)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += loss.item() * len(index)
+            correct += (logits.argmax(1) == y).sum().item()
+        total_loss, correct, seen = distributed.sum_over_ranks(
+            [total_loss, correct, len(order)], device)
+        val_loss = val_acc = None
+        if distributed.is_main():  # the other ranks take its figures
+            val_logits = batched_logits(model, x_val, device, dtype=dtype)
+            val_loss = nn.functional.cross_entropy(val_logits, y_val_t).item()
+            val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
+        val_loss, val_acc = distributed.broadcast((val_loss, val_acc))
+        lr = optimizer.param_groups[0]["lr"]
+        for key, value in zip(history, (epoch, total_loss / seen, correct / seen,
+                                        val_loss, val_acc, lr, time.perf_counter() - begun)):
+            history[key].append(value)
+        bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", lr=f"{lr:.1e}")
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        if [val_acc, -val_loss] > run["best_key"]:
+            run.update(best_key=[val_acc, -val_loss], best_epoch=epoch, stale=0,
+                       best_state={k: v.detach().cpu().clone()
+                                   for k, v in model.state_dict().items()})
+        else:
+            run["stale"] += 1
+            run["stopped"] = (config.early_stopping is not None
+                              and run["stale"] >= config.early_stopping)
+        run["stopped"] = distributed.broadcast(run["stopped"])  # rank 0 decides
+        if checkpoint is not None and distributed.is_main():
+            save_checkpoint(checkpoint, kind="classifier-run", labels=labels,
+                            model_config=config.model.to_dict(),
+                            state={k: v.state_dict() for k, v in trained.items()}, audio=audio,
+                            extra={**(data or {}), "run": run, "train_config": wanted,
+                                   "rng": random_state(generator)})
+        if run["stopped"]:
+            break
+    if run["best_state"] is not None:
+        model.load_state_dict(run["best_state"])
+    return model.eval(), {**history, "best_epoch": run["best_epoch"]}
+
+
+def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None = None,
+                     train_actors: Sequence[int] | None = None,
+                     config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                     audio: AudioConfig = AudioConfig(),
+                     cache_dir: str | os.PathLike | None = None,
+                     checkpoint: str | os.PathLike | None = None,
+                     resume: bool = False) -> TrainedClassifier:
+    """Train on a corpus folder or manifest, speaker-independently: validation actors are never
+    trained on. The model has one output per emotion of the corpus.
+
+    Without ``val_actors`` a manifest's ``val`` speakers are held out, else two
+    gender-balanced actors; without ``train_actors`` a manifest's ``train`` speakers train,
+    else every other actor but its ``test`` ones. ``checkpoint`` and ``resume`` are
+    :func:`fit_classifier`'s: the run state after every epoch, and continuing from it with the
+    same actors, recordings and label set.
+    """
+    table = load_corpus(data)
+    labels = corpus_labels(table)
+    # TrainedClassifier.config describes the model trained
+    config = config.for_audio(audio)
+    config = replace(config, model=replace(config.model, n_classes=len(labels)))
+    actors = sorted(table["actor"].unique().tolist())
+    val_actors, train_actors = _manifest_split(table, val_actors, train_actors)
+    if val_actors is None:
+        val_actors = split_actors(actors, n_val=2, n_test=0, seed=config.seed).val
+    if train_actors is None:
+        train_actors = [a for a in actors if a not in set(val_actors)
+                        and a not in manifest_actors(table, "test")]
+    # plain ints (not numpy's): checkpoints load weights_only
+    split = Split(tuple(sorted(map(int, train_actors))), tuple(sorted(map(int, val_actors))), ())
+    for name, part in (("training", split.train), ("validation", split.val)):
+        missing = sorted(set(part) - set(actors))
+        if missing or not part:
+            raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
+                             f"(it has actors {actors})")
+    used = table[table["actor"].isin(split.train + split.val)]
+    provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
+                  "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
+    distributed.start(pick_device(config.device))
+    if not distributed.is_main():
+        config = replace(config, progress=False)
+    distributed.others_wait()  # rank 0 extracts the features first; the others read its cache
+    mel, table = corpus_inputs(table, audio, cache_dir, config.progress, config.prosody)
+    targets, speakers = table["label"].to_numpy(np.int64), table["actor"].to_numpy(np.int64)
+    train = table["actor"].isin(split.train).to_numpy()
+    val = table["actor"].isin(split.val).to_numpy()
+    normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
+    x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
+         for part, rows in (("train", train), ("val", val))}
+    x_train, y_train = [x["train"]], [targets[train]]
+    for speed in (s for s in config.speeds if s != 1.0):
+        faster, rows = corpus_inputs(table[train], audio, cache_dir, config.progress,
+                                     config.prosody, speed)
+        # a sped-up actor is standardised with their own sped-up statistics, as every test
+        # speaker is with theirs
+        x_train.append(standardize(faster, rows["actor"].to_numpy(np.int64), config.norm_mode,
+                                   normalizer, audio=audio))
+        y_train.append(rows["label"].to_numpy(np.int64))
+    x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
+    distributed.main_done()
+    members, histories = [], []
+    for k in range(config.ensemble):
+        model, history = fit_classifier(x_train, y_train, x["val"], targets[val],
+                                        replace(config, seed=config.seed + k),
+                                        _member_run(checkpoint, k), resume, audio=audio,
+                                        data=provenance, labels=labels)
+        members.append(model)
+        histories.append(history)
+    for k in range(1, config.ensemble):  # the caller removes its own run state
+        if checkpoint is not None:
+            _member_run(checkpoint, k).unlink(missing_ok=True)
+    if config.ensemble == 1:
+        return TrainedClassifier(members[0], normalizer, config, histories[0], split.train,
+                                 split.val, labels)
+    history = {**histories[0], "members": histories[1:]}
+    return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
+                             split.train, split.val, labels)
+
+
+def _member_run(checkpoint: str | os.PathLike | None, member: int) -> Path | None:
+    """Where ensemble member ``member`` keeps its run state: ``checkpoint`` for the first,
+    ``<checkpoint>.member<k>`` for the others."""
+    if checkpoint is None or member == 0:
+        return checkpoint
+    return Path(checkpoint).with_name(f"{Path(checkpoint).name}.member{member}")
+
+
+def _manifest_split(table: pd.DataFrame, val_actors: Sequence[int] | None,
+                    train_actors: Sequence[int] | None
+                    ) -> tuple[Sequence[int] | None, Sequence[int] | None]:
+    """The validation and training actors: those given, else a manifest's split, else None."""
+    if val_actors is None and manifest_actors(table, "val"):
+        val_actors = manifest_actors(table, "val")
+    if train_actors is None and manifest_actors(table, "train"):
+        train_actors = [a for a in manifest_actors(table, "train")
+                        if a not in set(val_actors or ())]
+    return val_actors, train_actors
+
+
+def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
+                    audio: AudioConfig = AudioConfig()) -> Path:
+    """Write a trained classifier as a ``classifier`` checkpoint."""
+    return save_checkpoint(
+        path, kind="classifier", model_config=trained.config.model.to_dict(),
+        labels=trained.labels,
+        state={"model": {k: v.cpu() for k, v in trained.model.state_dict().items()}},
+        audio=audio, normalizer=trained.normalizer,
+        extra={"history": trained.history, "norm_mode": trained.config.norm_mode,
+               "prosody": trained.config.prosody,
+               "ensemble": len(getattr(trained.model, "members", [trained.model])),
+               "train_actors": list(trained.train_actors),
+               "val_actors": list(trained.val_actors),
+               "train_config": {k: v for k, v in trained.config.to_dict().items()
+                                if k != "model"}})
