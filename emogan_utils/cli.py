@@ -232,6 +232,19 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from emogan_utils.inference import load_classifier, predict
+
+    classifier = load_classifier(args.classifier)
+    predictions = []
+    for path in args.audio:  # each clip alone, as one file of an unknown speaker
+        probabilities = predict(path, classifier)
+        predictions.append({"file": path, "emotion": max(probabilities, key=probabilities.get),
+                            "probabilities": {k: round(v, 4) for k, v in probabilities.items()}})
+    _print_json({"classifier": str(args.classifier), "predictions": predictions})
+    return 0
+
+
 def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
     from emogan_utils.evaluate import evaluate_classifier
@@ -355,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
     p.set_defaults(func=_cmd_train_classifier)
+
+    p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")
+    p.add_argument("--classifier", required=True, help="classifier checkpoint")
+    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate-classifier",
                        help="accuracy, UAR and confusion matrix on held-out actors")

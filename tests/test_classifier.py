@@ -205,6 +205,20 @@ def test_prediction_errors_name_the_problem(checkpoint, tmp_path):
         predict(corrupt, checkpoint)
 
 
+def test_predict_command_prints_each_files_emotion(checkpoint, clip, tmp_path, capsys):
+    assert cli.main(["predict", "--classifier", str(checkpoint), str(clip), str(clip)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = predict(clip, checkpoint)
+    assert [p["file"] for p in printed["predictions"]] == [str(clip)] * 2
+    first = printed["predictions"][0]
+    assert first["probabilities"] == pytest.approx(expected, abs=1e-4)
+    assert first["emotion"] == max(expected, key=expected.get)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert cli.main(["predict", "--classifier", str(checkpoint), str(silent)]) != 0
+    assert "silent.wav" in capsys.readouterr().err
+
+
 def test_bad_checkpoints_give_clear_errors(checkpoint, tmp_path):
     gan = save_checkpoint(tmp_path / "gan.pt", kind="gan", model_config={}, state={},
                           audio=AudioConfig())
