@@ -9,7 +9,11 @@
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
 and the rest train; no actor is in two of them. Every fold goes through the real path: train,
 save a checkpoint, load it, score the unseen actors. Prints a table of folds and a final JSON
-line with mean ± std accuracy and UAR, training time and the machine. Default data: RAVDESS
+line with mean ± std accuracy and UAR, training time and the machine. Each test actor is
+standardised with the statistics of all their clips, as ``evaluate-classifier`` does;
+``single_clip_accuracy`` scores each clip alone with the training split's statistics instead,
+as ``predict`` does for one file of an unknown speaker, and ``own_clip_accuracy`` with each
+clip's own statistics (each clip taken as a speaker of its own). Default data: RAVDESS
 beside the repo (../shared/ravdess/16k), else the configured corpus. Default settings:
 ``train-classifier``'s (``ClassifierTrainConfig.best``); the ingredient flags change them.
 """
@@ -88,8 +92,8 @@ def main() -> None:
     cache = Paths.from_env().cache
 
     rows, saved = [], {}
-    print(f"{'fold':>4} {'test actors':<16} {'acc':>6} {'uar':>6} {'epochs':>7} {'best':>5} "
-          f"{'seconds':>8}")
+    print(f"{'fold':>4} {'test actors':<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
+          f"{'best':>5} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(min(args.folds, K)):
             split = fold_split(actors, K, fold, n_val=2, seed=args.seed)
@@ -103,6 +107,8 @@ def main() -> None:
             labels = test["label"].to_numpy(np.int64)
             probs = classifier.probabilities(mel, test["actor"].to_numpy(np.int64))
             report = classification_report(labels, probs.argmax(1))
+            single = float((classifier.probabilities(mel).argmax(1) == labels).mean())
+            own = classifier.probabilities(mel, np.arange(len(mel)))
             saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
             members = getattr(classifier.model, "members", [])
             for k, member in enumerate(members):  # each seed alone, for free
@@ -113,12 +119,14 @@ def main() -> None:
                           for k in range(len(members))]
             rows.append({"fold": fold, "test_actors": list(split.test),
                          "accuracy": report["accuracy"], "uar": report["uar"],
+                         "single_clip_accuracy": single,
+                         "own_clip_accuracy": float((own.argmax(1) == labels).mean()),
                          "epochs_run": len(trained.history["epoch"]),
                          "best_epoch": trained.history["best_epoch"], "seconds": seconds,
                          "member_accuracy": member_acc})
             print(f"{fold:>4} {','.join(map(str, split.test)):<16} {report['accuracy']:6.3f} "
-                  f"{report['uar']:6.3f} {rows[-1]['epochs_run']:>7} {rows[-1]['best_epoch']:>5} "
-                  f"{seconds:8.1f}", flush=True)
+                  f"{report['uar']:6.3f} {single:6.3f} {rows[-1]['epochs_run']:>7} "
+                  f"{rows[-1]['best_epoch']:>5} {seconds:8.1f}", flush=True)
 
     if args.save:
         np.savez_compressed(args.save, **saved)
@@ -132,14 +140,19 @@ def main() -> None:
     print("recall over all folds: " + ", ".join(f"{name} {r:.2f}"
                                                 for name, r in pooled["recall"].items()),
           file=sys.stderr)
-    acc, uar = (np.array([r[k] for r in rows]) for k in ("accuracy", "uar"))
+    acc, uar, single = (np.array([r[k] for r in rows])
+                        for k in ("accuracy", "uar", "single_clip_accuracy"))
     seconds = np.array([r["seconds"] for r in rows])
     print(f"mean accuracy {acc.mean():.3f} ± {acc.std():.3f}, UAR {uar.mean():.3f} ± "
-          f"{uar.std():.3f}; {seconds.mean():.0f} s per training run", file=sys.stderr)
+          f"{uar.std():.3f}; single clips {single.mean():.3f} ± {single.std():.3f}; "
+          f"{seconds.mean():.0f} s per training run", file=sys.stderr)
     print(json.dumps({
         "benchmark": "classifier_ravdess", "data": str(data), "folds": rows,
         "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
         "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
+        "single_clip_accuracy_mean": float(single.mean()),
+        "single_clip_accuracy_std": float(single.std()),
+        "own_clip_accuracy_mean": float(np.mean([r["own_clip_accuracy"] for r in rows])),
         "train_seconds_mean": float(seconds.mean()), "recall": pooled["recall"],
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
