@@ -8,8 +8,9 @@
 
 Trains (or resumes) the conditional GAN on the training actors, then judges conversions of the
 test actors' neutral recordings with classifiers trained separately on the training actors
-(never seen by the GAN, never trained on the test actors): three seeds whose probabilities are
-averaged, because one classifier's verdicts swing with its training run. Three paths from the
+(never seen by the GAN, never trained on the test actors) with ``train-classifier``'s
+settings: three of them, seeded apart, whose probabilities are averaged, because one
+classifier's verdicts swing with its training run. Three paths from the
 same generator:
 
 - ``generator_only``: Griffin-Lim of the generator's mel, no prosody change;
@@ -70,9 +71,12 @@ PATHS = {"generator_only": {"prosody": False, "vocoder": "griffin-lim"},
 
 def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Path,
                      seed: int) -> Path:
-    """One judging classifier: trained on the GAN's training actors (two of them validate)."""
+    """One judging classifier with ``train-classifier``'s settings, trained on the GAN's
+    training actors (two of them validate). Its ensemble members take the seeds from
+    ``seed`` × members on, so that no two judges share a member."""
     if not path.exists():
-        config = ClassifierTrainConfig(seed=seed, progress=False)
+        config = ClassifierTrainConfig.best(progress=False)
+        config = dataclasses.replace(config, seed=seed * config.ensemble)
         trained = train_classifier(data, val_actors=train_actors[-2:],
                                    train_actors=train_actors[:-2], config=config, cache_dir=cache)
         save_classifier(path, trained)
