@@ -16,7 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 VOCODERS = ("griffin-lim", "world")
 """How a conversion becomes sound (:class:`emogan_utils.inference.Translator`)."""
-DEFAULT_VOCODER = "griffin-lim"
+DEFAULT_VOCODER = "world"
 """The vocoder of ``translate``, the CLI and the widget, chosen on validation actors by the
 rule in docs/results.md."""
 
