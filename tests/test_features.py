@@ -112,7 +112,7 @@ def test_silent_file_is_kept_not_trimmed_away(tmp_path):
 def test_trim_cuts_exactly_where_librosa_does(samples, start, stop, level, noise, top_db):
     rng = np.random.default_rng(samples)
     wave = (noise * level * rng.standard_normal(samples)).astype(np.float32)
-    a, b = sorted((int(start * samples), min(int(stop * samples), samples - 1)))
+    a, b = sorted(min(int(f * samples), samples - 1) for f in (start, stop))
     wave[a:b + 1] += level * rng.standard_normal(b + 1 - a).astype(np.float32)
     ref, _ = librosa.effects.trim(wave, top_db=top_db, frame_length=1024, hop_length=256)
     assert np.array_equal(trim_silence(wave, top_db), ref)
