@@ -37,7 +37,7 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
                                               train_classifier)
 from emogan_utils.config import Paths
 from emogan_utils.data import fold_split, load_corpus
-from emogan_utils.evaluate import classification_report
+from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.inference import load_classifier
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
@@ -107,20 +107,20 @@ def main() -> None:
             labels = test["label"].to_numpy(np.int64)
             probs = classifier.probabilities(mel, test["actor"].to_numpy(np.int64))
             report = classification_report(labels, probs.argmax(1))
-            single = float((classifier.probabilities(mel).argmax(1) == labels).mean())
-            own = classifier.probabilities(mel, np.arange(len(mel)))
+            single = accuracy(labels, classifier.probabilities(mel).argmax(1))
+            own = accuracy(labels, classifier.probabilities(mel, np.arange(len(mel))).argmax(1))
             saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
             members = getattr(classifier.model, "members", [])
             for k, member in enumerate(members):  # each seed alone, for free
                 alone = dataclasses.replace(classifier, model=member)
                 saved[f"member{k}_probs{fold}"] = alone.probabilities(
                     mel, test["actor"].to_numpy(np.int64))
-            member_acc = [float((saved[f"member{k}_probs{fold}"].argmax(1) == labels).mean())
+            member_acc = [accuracy(labels, saved[f"member{k}_probs{fold}"].argmax(1))
                           for k in range(len(members))]
             rows.append({"fold": fold, "test_actors": list(split.test),
                          "accuracy": report["accuracy"], "uar": report["uar"],
                          "single_clip_accuracy": single,
-                         "own_clip_accuracy": float((own.argmax(1) == labels).mean()),
+                         "own_clip_accuracy": own,
                          "epochs_run": len(trained.history["epoch"]),
                          "best_epoch": trained.history["best_epoch"], "seconds": seconds,
                          "member_accuracy": member_acc})
@@ -140,8 +140,8 @@ def main() -> None:
     print("recall over all folds: " + ", ".join(f"{name} {r:.2f}"
                                                 for name, r in pooled["recall"].items()),
           file=sys.stderr)
-    acc, uar, single = (np.array([r[k] for r in rows])
-                        for k in ("accuracy", "uar", "single_clip_accuracy"))
+    acc, uar, single, own = (np.array([r[k] for r in rows]) for k in (
+        "accuracy", "uar", "single_clip_accuracy", "own_clip_accuracy"))
     seconds = np.array([r["seconds"] for r in rows])
     print(f"mean accuracy {acc.mean():.3f} ± {acc.std():.3f}, UAR {uar.mean():.3f} ± "
           f"{uar.std():.3f}; single clips {single.mean():.3f} ± {single.std():.3f}; "
@@ -152,7 +152,7 @@ def main() -> None:
         "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
         "single_clip_accuracy_mean": float(single.mean()),
         "single_clip_accuracy_std": float(single.std()),
-        "own_clip_accuracy_mean": float(np.mean([r["own_clip_accuracy"] for r in rows])),
+        "own_clip_accuracy_mean": float(own.mean()),
         "train_seconds_mean": float(seconds.mean()), "recall": pooled["recall"],
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),

@@ -118,7 +118,7 @@ def main() -> None:
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {"epochs": args.epochs, "w_paired": args.paired_weight, "w_cls": args.cls_weight}
     config = dataclasses.replace(config, seed=args.seed,
-                                 **{k: v for k, v in changes.items() if v is not None})
+                                 **given(changes))
     if args.paired_cepstra is not None:
         config = dataclasses.replace(config, paired_cepstra=args.paired_cepstra or None)
 
@@ -133,7 +133,7 @@ def main() -> None:
     table = load_corpus(data)
     table = table[table["actor"].isin(test_actors)]
     edit = {"scale": args.envelope_scale, "n_cepstra": args.envelope_cepstra}
-    envelope = EnvelopeEdit(**{k: v for k, v in edit.items() if v is not None})
+    envelope = EnvelopeEdit(**given(edit))
     translators = {name: Translator(out / "gan.pt", **PATHS[name], envelope=envelope)
                    for name in args.paths}
     rate = next(iter(translators.values())).audio.sample_rate
@@ -155,6 +155,11 @@ def main() -> None:
         "device": str(pick_device()),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"torch threads {torch.get_num_threads()}"}, sort_keys=True))
+
+
+def given(options: dict) -> dict:
+    """The options the command line set (those not None)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def summary(result: dict, seconds: float) -> dict:
