@@ -3,11 +3,14 @@
     python benchmarks/classifier_ravdess.py [--data DIR] [--folds N] [--epochs E] [--quick|--plain]
                                             [--norm speaker|global] [--amp] [--seed S]
                                             [--model-seed S] [--[no-]prosody] [--speeds 0.9,1,1.1]
-                                            [--ensemble N] [--channels C] [--blocks B] [--lr LR]
+                                            [--ensemble N] [--channels C] [--blocks B]
+                                            [--kernel K] [--lr LR] [--adversary W] [--tune]
                                             [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
-and the rest train; no actor is in two of them. Every fold goes through the real path: train,
+and the rest train; no actor is in two of them. With ``--tune`` each fold's test actors are left out
+altogether and two of its training actors are scored instead: the score for choosing settings,
+which never sees a test actor (each fold then trains on 12 actors instead of 14). Every fold goes through the real path: train,
 save a checkpoint, load it, score the unseen actors. Prints a table of folds and a final JSON
 line with mean ± std accuracy and UAR, training time and the machine. Each test actor is
 standardised with the statistics of all their clips, as ``evaluate-classifier`` does;
@@ -36,7 +39,7 @@ import torch
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.config import Paths
-from emogan_utils.data import fold_split, load_corpus
+from emogan_utils.data import Split, fold_split, load_corpus, split_actors
 from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.inference import load_classifier
 from emogan_utils.runtime import pick_device
@@ -67,7 +70,13 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, help="models (seeds) averaged per fold")
     parser.add_argument("--channels", type=int, help="override the model's width")
     parser.add_argument("--blocks", type=int, help="override the model's residual blocks")
+    parser.add_argument("--kernel", type=int, help="override the model's kernel size")
     parser.add_argument("--lr", type=float, help="override the learning rate")
+    parser.add_argument("--adversary", type=float,
+                        help="weight of the adversarial speaker head (0 for none)")
+    parser.add_argument("--tune", action="store_true",
+                        help="score two of each fold's training actors, never its test actors "
+                             "(for choosing settings)")
     parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
                         "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
@@ -75,7 +84,8 @@ def main() -> None:
     data = Path(args.data) if args.data else (
         SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
     changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
-                                 ("ensemble", args.ensemble), ("lr", args.lr)) if v}
+                                 ("ensemble", args.ensemble), ("lr", args.lr),
+                                 ("speaker_adversary", args.adversary)) if v is not None}
     if args.prosody is not None:
         changes["prosody"] = args.prosody
     if args.speeds:
@@ -85,18 +95,21 @@ def main() -> None:
     preset = (ClassifierTrainConfig.quick if args.quick else
               ClassifierTrainConfig if args.plain else ClassifierTrainConfig.best)
     config = preset(**changes)
-    shape = {k: v for k, v in (("channels", args.channels), ("n_blocks", args.blocks)) if v}
+    shape = {k: v for k, v in (("channels", args.channels), ("n_blocks", args.blocks),
+                               ("kernel_size", args.kernel)) if v}
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, **shape))
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
     cache = Paths.from_env().cache
 
     rows, saved = [], {}
-    print(f"{'fold':>4} {'test actors':<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
+    print(f"{'fold':>4} {'scored actors' if args.tune else 'test actors':<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
           f"{'best':>5} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(min(args.folds, K)):
             split = fold_split(actors, K, fold, n_val=2, seed=args.seed)
+            if args.tune:
+                split = tuning_split(split, seed=args.seed + fold)
             start = time.perf_counter()
             trained = train_classifier(data, split.val, split.train, config, cache_dir=cache)
             seconds = time.perf_counter() - start
@@ -147,7 +160,7 @@ def main() -> None:
           f"{uar.std():.3f}; single clips {single.mean():.3f} ± {single.std():.3f}; "
           f"{seconds.mean():.0f} s per training run", file=sys.stderr)
     print(json.dumps({
-        "benchmark": "classifier_ravdess", "data": str(data), "folds": rows,
+        "benchmark": "classifier_ravdess", "data": str(data), "tune": args.tune, "folds": rows,
         "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
         "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
         "single_clip_accuracy_mean": float(single.mean()),
@@ -157,6 +170,13 @@ def main() -> None:
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}))
+
+
+def tuning_split(split: Split, seed: int) -> Split:
+    """The fold with its test actors left out: two gender-balanced training actors are scored
+    in their place, and the fold's validation actors still validate."""
+    inner = split_actors(split.train, n_val=0, n_test=2, seed=seed)
+    return Split(inner.train, split.val, inner.test)
 
 
 if __name__ == "__main__":

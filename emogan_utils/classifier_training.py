@@ -67,6 +67,10 @@ class ClassifierTrainConfig:
     speeds: tuple[float, ...] = (1.0,)
     """Speed perturbation: the training clips once sped up by each factor (each copy of an
     actor standardised as a speaker of its own); validation is at 1 only."""
+    speaker_adversary: float = 0.0
+    """Weight of the gradient reversal behind an adversarial head that learns which training
+    speaker (each sped-up copy its own) a clip is from, so that the model unlearns speaker
+    identity; 0 turns it off. Only :func:`train_classifier` knows the speakers."""
     ensemble: int = 1
     """Models trained with seeds ``seed``, ``seed + 1``, ...; their probabilities are averaged."""
     seed: int = 0
@@ -81,6 +85,8 @@ class ClassifierTrainConfig:
             raise ValueError(f"speeds must be positive and include 1, got {self.speeds}")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
+        if self.speaker_adversary < 0:
+            raise ValueError(f"speaker_adversary must be 0 or more, got {self.speaker_adversary}")
 
     @classmethod
     def quick(cls, **overrides) -> "ClassifierTrainConfig":
@@ -143,8 +149,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, config: ClassifierTrainConfig = ClassifierTrainConfig(),
                    checkpoint: str | os.PathLike | None = None, resume: bool = False,
                    stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
-                   data: dict | None = None,
-                   labels: Sequence[str] = EMOTIONS) -> tuple[EmotionClassifier, dict]:
+                   data: dict | None = None, labels: Sequence[str] = EMOTIONS,
+                   speakers: np.ndarray | None = None) -> tuple[EmotionClassifier, dict]:
     """Train on normalised log-mels; return the best model on validation and the history.
 
     The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
@@ -154,7 +160,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     trains on, e.g. its actors and corpus fingerprint); ``resume=True`` continues from it, if
     made with the same settings and ``data``, and ends with the weights an uninterrupted run
     would. ``stop_after`` ends this call after that many epochs (the best model so far is
-    returned).
+    returned). ``speakers`` (each training example's speaker, ``0 .. model.n_speakers - 1``)
+    trains the model's adversarial speaker head, with ``config.speaker_adversary`` as weight.
 
     Under ``torchrun`` (:mod:`emogan_utils.distributed`) each process trains on its shard of
     every batch (``batch_size`` is the global batch), gradients and batch-norm statistics are
@@ -173,6 +180,10 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         if config.plateau_patience is not None else None)
     scaler = grad_scaler(device, dtype)
     x_train_t, y_train_t = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    adversary = config.speaker_adversary > 0 and config.model.n_speakers > 0
+    if adversary and (speakers is None or len(speakers) != len(y_train)):
+        raise ValueError("the adversarial speaker head needs each training example's speaker")
+    s_train_t = torch.as_tensor(speakers) if adversary else None
     y_val_t = torch.as_tensor(y_val)
     run = {"history": {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
                                        "val_acc", "lr", "seconds")},
@@ -208,9 +219,10 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             if len(index) * distributed.world_size() < 2:
                 continue  # batch norm needs two examples
             x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
+            s = s_train_t[index].to(device) if adversary else None
             with autocast(device, dtype):
-                logits, loss = classifier_loss(net, x, y, config.mixup,
-                                               config.label_smoothing, generator)
+                logits, loss = classifier_loss(net, x, y, config.mixup, config.label_smoothing,
+                                               generator, s, config.speaker_adversary)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -274,7 +286,6 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     labels = corpus_labels(table)
     # TrainedClassifier.config describes the model trained
     config = config.for_audio(audio)
-    config = replace(config, model=replace(config.model, n_classes=len(labels)))
     actors = sorted(table["actor"].unique().tolist())
     val_actors, train_actors = _manifest_split(table, val_actors, train_actors)
     if val_actors is None:
@@ -284,6 +295,9 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                         and a not in manifest_actors(table, "test")]
     # plain ints (not numpy's): checkpoints load weights_only
     split = Split(tuple(sorted(map(int, train_actors))), tuple(sorted(map(int, val_actors))), ())
+    n_speakers = len(split.train) * len(config.speeds) if config.speaker_adversary > 0 else 0
+    config = replace(config, model=replace(config.model, n_classes=len(labels),
+                                           n_speakers=n_speakers))
     for name, part in (("training", split.train), ("validation", split.val)):
         missing = sorted(set(part) - set(actors))
         if missing or not part:
@@ -303,7 +317,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
-    x_train, y_train = [x["train"]], [targets[train]]
+    x_train, y_train, s_train = [x["train"]], [targets[train]], [speakers[train]]
     for speed in (s for s in config.speeds if s != 1.0):
         faster, rows = corpus_inputs(table[train], audio, cache_dir, config.progress,
                                      config.prosody, speed)
@@ -312,14 +326,17 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
         x_train.append(standardize(faster, rows["actor"].to_numpy(np.int64), config.norm_mode,
                                    normalizer, audio=audio))
         y_train.append(rows["label"].to_numpy(np.int64))
+        s_train.append(rows["actor"].to_numpy(np.int64) + 1_000_000 * len(s_train))
     x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
+    # training speakers as 0 .. n_speakers - 1, each sped-up copy of an actor its own
+    s_train = np.unique(np.concatenate(s_train), return_inverse=True)[1].astype(np.int64)
     distributed.main_done()
     members, histories = [], []
     for k in range(config.ensemble):
         model, history = fit_classifier(x_train, y_train, x["val"], targets[val],
                                         replace(config, seed=config.seed + k),
                                         _member_run(checkpoint, k), resume, audio=audio,
-                                        data=provenance, labels=labels)
+                                        data=provenance, labels=labels, speakers=s_train)
         members.append(model)
         histories.append(history)
     for k in range(1, config.ensemble):  # the caller removes its own run state

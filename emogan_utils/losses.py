@@ -10,20 +10,32 @@ from torch import nn
 
 
 def classifier_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float,
-                    smoothing: float, generator: torch.Generator
+                    smoothing: float, generator: torch.Generator,
+                    speakers: torch.Tensor | None = None, reversal: float = 0.0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and (label-smoothed) cross-entropy, with mixup of batch pairs when ``mixup`` > 0."""
-    def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits, target, label_smoothing=smoothing)
+    """Logits and (label-smoothed) cross-entropy, with mixup of batch pairs when ``mixup`` > 0.
 
-    if mixup <= 0:
+    With ``speakers`` (each example's training speaker) the model's speaker head is trained too,
+    behind a gradient reversal of weight ``reversal``: its cross-entropy is added to the loss.
+    """
+    lam, perm = 1.0, None
+    if mixup > 0:
+        lam = torch.distributions.Beta(mixup, mixup).sample().item()
+        perm = torch.randperm(len(x), generator=generator).to(x.device)
+        x = lam * x + (1 - lam) * x[perm]
+
+    def mixed(logits: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(logits, target, label_smoothing=smooth)
+        if perm is None:
+            return loss
+        return lam * loss + (1 - lam) * nn.functional.cross_entropy(
+            logits, target[perm], label_smoothing=smooth)
+
+    if speakers is None:
         logits = model(x)
-        return logits, ce(logits, y)
-    lam = torch.distributions.Beta(mixup, mixup).sample().item()
-    perm = torch.randperm(len(x), generator=generator).to(x.device)
-    logits = model(lam * x + (1 - lam) * x[perm])
-    loss = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
-    return logits, loss
+        return logits, mixed(logits, y, smoothing)
+    logits, speaker_logits = model(x, reversal=reversal)
+    return logits, mixed(logits, y, smoothing) + mixed(speaker_logits, speakers, 0.0)
 
 
 def lsgan_loss(scores: torch.Tensor, real: bool) -> torch.Tensor:

@@ -33,9 +33,24 @@ class ClassifierConfig:
     """Time downsampling in the stem: every later layer costs ``1/stride`` as much."""
     dropout: float = 0.2
     attention_dim: int = 64
+    n_speakers: int = 0
+    """Outputs of the adversarial speaker head (training speakers); 0: no head."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class GradientReversal(torch.autograd.Function):
+    """The identity going forward; going back, the gradient times ``-weight``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.weight * grad, None
 
 
 class ResidualBlock1d(nn.Module):
@@ -79,7 +94,9 @@ class EmotionClassifier(nn.Module):
 
     A 1-D CNN over time with the mel bins as channels (an order of magnitude cheaper on a CPU
     than a 2-D CNN over the mel image), residual blocks with growing dilation for a wide
-    receptive field, and attentive statistics pooling.
+    receptive field, and attentive statistics pooling. With ``n_speakers`` it also has a
+    speaker head behind a gradient reversal, which training uses to push speaker identity out
+    of the pooled statistics; the emotion logits never depend on it.
     """
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()):
@@ -96,12 +113,23 @@ class EmotionClassifier(nn.Module):
         self.pool = AttentiveStatsPool(c, config.attention_dim)
         self.head = nn.Sequential(nn.BatchNorm1d(2 * c), nn.Dropout(config.dropout),
                                   nn.Linear(2 * c, config.n_classes))
+        self.speaker_head = (nn.Sequential(nn.Linear(2 * c, c), nn.ReLU(),
+                                           nn.Linear(c, config.n_speakers))
+                             if config.n_speakers else None)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, reversal: float | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Emotion logits; with ``reversal``, also the speaker head's logits, whose gradient
+        reaches the rest of the model reversed and scaled by ``reversal``."""
         if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
             raise ValueError(f"expected log-mels of shape (batch, {self.config.n_mels}, frames), "
                              f"got {tuple(mel.shape)}")
-        return self.head(self.pool(self.blocks(self.stem(mel))))
+        pooled = self.pool(self.blocks(self.stem(mel)))
+        if reversal is None:
+            return self.head(pooled)
+        if self.speaker_head is None:
+            raise ValueError("this classifier has no speaker head (n_speakers is 0)")
+        return self.head(pooled), self.speaker_head(GradientReversal.apply(pooled, reversal))
 
 
 class EnsembleClassifier(nn.Module):

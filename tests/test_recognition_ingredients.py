@@ -156,6 +156,43 @@ def test_training_with_every_ingredient_and_using_the_result(tiny_corpus, tmp_pa
     assert judge([wave, wave], [2, 2]).shape == (2,)
 
 
+def test_gradient_reversal_trains_the_speaker_head_and_reverses_what_reaches_the_model():
+    torch.manual_seed(0)
+    model = EmotionClassifier(dataclasses.replace(SMALL, n_speakers=5)).eval()
+    mel, speakers = torch.randn(6, AUDIO.n_mels, 40), torch.tensor([0, 1, 2, 3, 4, 0])
+
+    def grads(head_input):  # the stem's and the speaker head's gradients of the speaker loss
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(head_input(), speakers).backward()
+        return model.stem[0].weight.grad.clone(), model.speaker_head[0].weight.grad.clone()
+
+    plain = grads(lambda: model.speaker_head(model.pool(model.blocks(model.stem(mel)))))
+    half = grads(lambda: model(mel, reversal=0.5)[1])
+    np.testing.assert_allclose(half[0], -0.5 * plain[0], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(half[1], plain[1], rtol=1e-4, atol=1e-7)
+    assert plain[0].abs().sum() > 0
+    with torch.no_grad():
+        np.testing.assert_array_equal(model(mel), model(mel, reversal=0.5)[0])
+    with pytest.raises(ValueError, match="no speaker head"):
+        EmotionClassifier(SMALL)(mel, reversal=0.5)
+
+
+def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, tmp_path):
+    config = ClassifierTrainConfig(epochs=2, batch_size=8, progress=False, model=SMALL,
+                                   speeds=(0.9, 1.0, 1.1), speaker_adversary=0.5)
+    trained = train_classifier(tiny_corpus, [2], [1], config, cache_dir=tmp_path / "cache")
+    assert trained.config.model.n_speakers == 3  # the training actor at each speed
+    loaded = load_classifier(save_classifier(tmp_path / "clf.pt", trained))
+    mel = np.random.default_rng(0).normal(-50, 20, (3, AUDIO.n_mels, 90)).astype(np.float32)
+    expected = dataclasses.replace(loaded, model=trained.model).probabilities(mel)
+    np.testing.assert_allclose(loaded.probabilities(mel), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="each training example's speaker"):
+        classifier_training.fit_classifier(
+            np.zeros((4, AUDIO.n_mels, 20), np.float32), np.zeros(4, np.int64),
+            np.zeros((2, AUDIO.n_mels, 20), np.float32), np.zeros(2, np.int64),
+            dataclasses.replace(config, model=dataclasses.replace(SMALL, n_speakers=3)))
+
+
 def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
         tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
