@@ -203,7 +203,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("norm_mode", args.norm), ("batch_size", args.batch_size),
-                                 ("ensemble", args.ensemble), ("prosody", args.prosody))
+                                 ("ensemble", args.ensemble), ("prosody", args.prosody),
+                                 ("speaker_adversary", args.speaker_adversary))
                if v is not None}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
         **changes)
@@ -361,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prosody", action=argparse.BooleanOptionalAction,
                    help="read log-F0, voicing and energy tracks beside the log-mels "
                         "(default on, --quick off)")
+    p.add_argument("--speaker-adversary", type=float, metavar="WEIGHT",
+                   help="weight of the adversarial speaker head that pushes speaker identity "
+                        "out of the model (default 0.3, --quick 0 = none)")
     p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",

@@ -218,10 +218,16 @@ def test_train_classifier_command_trains_the_best_settings_and_quick_stays_small
         raise KeyboardInterrupt  # nothing to train: the settings are all this test wants
 
     monkeypatch.setattr(classifier_training, "train_classifier", stop)
-    for quick in ([], ["--quick"]):
+    for options in ([], ["--quick"], ["--speaker-adversary", "0"]):
         assert cli.main(["train-classifier", "--data", str(tmp_path),
-                         "--out", str(tmp_path / "m.pt"), *quick]) == 130
-    best, quick = seen
+                         "--out", str(tmp_path / "m.pt"), *options]) == 130
+    best, quick, unopposed = seen
     assert best == ClassifierTrainConfig.best()
     assert best.prosody and best.speeds == (0.9, 1.0, 1.1) and best.ensemble == 2
+    assert best.epochs == 30 and best.speaker_adversary == 0.3
     assert not quick.prosody and quick.speeds == (1.0,) and quick.ensemble == 1
+    assert quick.epochs == 12 and quick.speaker_adversary == 0
+    assert unopposed == ClassifierTrainConfig.best(speaker_adversary=0.0)
+    assert cli.main(["train-classifier", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt"),
+                     "--speaker-adversary", "-1"]) == 2
+    assert "speaker_adversary must be 0 or more" in capsys.readouterr().err
