@@ -318,7 +318,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
-    x_train, y_train, s_train = [x["train"]], [targets[train]], [speakers[train]]
+    x_train, y_train, actor_copies = [x["train"]], [targets[train]], [speakers[train]]
     for speed in (s for s in config.speeds if s != 1.0):
         faster, rows = corpus_inputs(table[train], audio, cache_dir, config.progress,
                                      config.prosody, speed)
@@ -327,10 +327,12 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
         x_train.append(standardize(faster, rows["actor"].to_numpy(np.int64), config.norm_mode,
                                    normalizer, audio=audio))
         y_train.append(rows["label"].to_numpy(np.int64))
-        s_train.append(rows["actor"].to_numpy(np.int64) + 1_000_000 * len(s_train))
+        actor_copies.append(rows["actor"].to_numpy(np.int64))
     x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
     # training speakers as 0 .. n_speakers - 1, each sped-up copy of an actor its own
-    s_train = np.unique(np.concatenate(s_train), return_inverse=True)[1].astype(np.int64)
+    copy = np.concatenate([np.full(len(a), k) for k, a in enumerate(actor_copies)])
+    s_train = np.unique(np.stack([copy, np.concatenate(actor_copies)], axis=1), axis=0,
+                        return_inverse=True)[1].reshape(-1).astype(np.int64)
     distributed.main_done()
     members, histories = [], []
     for k in range(config.ensemble):

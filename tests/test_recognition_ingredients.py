@@ -177,11 +177,23 @@ def test_gradient_reversal_trains_the_speaker_head_and_reverses_what_reaches_the
         EmotionClassifier(SMALL)(mel, reversal=0.5)
 
 
-def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, tmp_path):
+def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, tmp_path,
+                                                                   monkeypatch):
     config = ClassifierTrainConfig(epochs=2, batch_size=8, progress=False, model=SMALL,
                                    speeds=(0.9, 1.0, 1.1), speaker_adversary=0.5)
+    fit, seen = classifier_training.fit_classifier, []
+
+    def watched(*args, speakers=None, **kwargs):
+        seen.append(speakers)
+        return fit(*args, speakers=speakers, **kwargs)
+
+    monkeypatch.setattr(classifier_training, "fit_classifier", watched)
     trained = train_classifier(tiny_corpus, [2], [1], config, cache_dir=tmp_path / "cache")
     assert trained.config.model.n_speakers == 3  # the training actor at each speed
+    # 8 clips at speed 1, then 8 at each other speed: one speaker id per copy
+    assert len(seen[0]) == 24 and sorted(set(seen[0])) == [0, 1, 2]
+    assert all(len(set(seen[0][k:k + 8])) == 1 for k in (0, 8, 16))
+    monkeypatch.undo()
     loaded = load_classifier(save_classifier(tmp_path / "clf.pt", trained))
     mel = np.random.default_rng(0).normal(-50, 20, (3, AUDIO.n_mels, 90)).astype(np.float32)
     expected = dataclasses.replace(loaded, model=trained.model).probabilities(mel)
