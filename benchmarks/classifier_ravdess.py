@@ -8,10 +8,11 @@
                                             [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
-and the rest train; no actor is in two of them. With ``--tune`` each fold's test actors are left out
-altogether and two of its training actors are scored instead: the score for choosing settings,
-which never sees a test actor (each fold then trains on 12 actors instead of 14). Every fold goes through the real path: train,
-save a checkpoint, load it, score the unseen actors. Prints a table of folds and a final JSON
+and the rest train; no actor is in two of them. With ``--tune`` each fold's test actors are left
+out altogether and two of its training actors are scored instead: the score for choosing
+settings, which never sees a test actor (each fold then trains on 12 actors instead of 14).
+Every fold goes through the real path: train, save a checkpoint, load it, score the unseen
+actors. Prints a table of folds and a final JSON
 line with mean ± std accuracy and UAR, training time and the machine. Each test actor is
 standardised with the statistics of all their clips, as ``evaluate-classifier`` does;
 ``single_clip_accuracy`` scores each clip alone with the training split's statistics instead,
@@ -103,7 +104,8 @@ def main() -> None:
     cache = Paths.from_env().cache
 
     rows, saved = [], {}
-    print(f"{'fold':>4} {'scored actors' if args.tune else 'test actors':<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
+    scored = "scored actors" if args.tune else "test actors"
+    print(f"{'fold':>4} {scored:<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
           f"{'best':>5} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(min(args.folds, K)):

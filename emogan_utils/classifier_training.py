@@ -285,7 +285,6 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     """
     table = load_corpus(data)
     labels = corpus_labels(table)
-    # TrainedClassifier.config describes the model trained
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())
     val_actors, train_actors = _manifest_split(table, val_actors, train_actors)
@@ -296,9 +295,6 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
                         and a not in manifest_actors(table, "test")]
     # plain ints (not numpy's): checkpoints load weights_only
     split = Split(tuple(sorted(map(int, train_actors))), tuple(sorted(map(int, val_actors))), ())
-    n_speakers = len(split.train) * len(config.speeds) if config.speaker_adversary > 0 else 0
-    config = replace(config, model=replace(config.model, n_classes=len(labels),
-                                           n_speakers=n_speakers))
     for name, part in (("training", split.train), ("validation", split.val)):
         missing = sorted(set(part) - set(actors))
         if missing or not part:
@@ -329,10 +325,11 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
         y_train.append(rows["label"].to_numpy(np.int64))
         actor_copies.append(rows["actor"].to_numpy(np.int64))
     x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
-    # training speakers as 0 .. n_speakers - 1, each sped-up copy of an actor its own
-    copy = np.concatenate([np.full(len(a), k) for k, a in enumerate(actor_copies)])
-    s_train = np.unique(np.stack([copy, np.concatenate(actor_copies)], axis=1), axis=0,
-                        return_inverse=True)[1].reshape(-1).astype(np.int64)
+    s_train = _speaker_ids(actor_copies) if config.speaker_adversary > 0 else None
+    # TrainedClassifier.config describes the model trained
+    config = replace(config, model=replace(
+        config.model, n_classes=len(labels),
+        n_speakers=0 if s_train is None else int(s_train.max()) + 1))
     distributed.main_done()
     members, histories = [], []
     for k in range(config.ensemble):
@@ -351,6 +348,15 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     history = {**histories[0], "members": histories[1:]}
     return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
                              split.train, split.val, labels)
+
+
+def _speaker_ids(actor_copies: Sequence[np.ndarray]) -> np.ndarray:
+    """Each training example's speaker as ``0 .. n - 1``, from the actor of each example of
+    each copy of the training set (one copy per speed): every copy of an actor is a speaker of
+    its own."""
+    copy = np.concatenate([np.full(len(a), k) for k, a in enumerate(actor_copies)])
+    pairs = np.stack([copy, np.concatenate(actor_copies)], axis=1)
+    return np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _member_run(checkpoint: str | os.PathLike | None, member: int) -> Path | None:
