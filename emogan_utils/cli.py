@@ -166,32 +166,76 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _translator(args: argparse.Namespace):
+    """The converter of ``--converter`` or the GAN translator of ``--generator``."""
+    from emogan_utils.inference import ContourTranslator, Translator
+
+    if bool(args.converter) == bool(args.generator):
+        raise ValueError("give one of --converter (the contour converter, from train-converter)"
+                         " and --generator (the GAN, from train-gan)")
+    if args.converter:
+        return ContourTranslator(args.converter)
+    return Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
+
+
 def _cmd_translate(args: argparse.Namespace) -> int:
     from emogan_utils import storage
-    from emogan_utils.inference import Translator
 
     source, output = Path(args.input), Path(args.output)
     storage.check_audio_output(output, [source])  # before the translation, not after it
-    translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
+    translator = _translator(args)
     wave = translator(source, args.to, args.strength, args.source)
     storage.write_audio(output, wave, translator.audio.sample_rate)
     _print_json({"output": str(output), "emotion": args.to, "strength": args.strength,
+                 "path": translator.vocoder,
                  "seconds_of_audio": round(len(wave) / translator.audio.sample_rate, 3)})
     return 0
 
 
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
-    from emogan_utils.evaluate import evaluate_translation
-    from emogan_utils.inference import Translator, classifier_judge, load_classifier
+    from emogan_utils.evaluate import (classifier_judge, egemaps_judge, evaluate_translation,
+                                       fit_egemaps_judge)
+    from emogan_utils.inference import load_classifier
 
-    table = load_corpus(_data_dir(args.data))
-    table = table[table["actor"].isin(_actors(args.actors))]
-    translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
-    judge = classifier_judge([load_classifier(c) for c in args.classifier],
-                             translator.audio.sample_rate, reference=table)
-    result = evaluate_translation(translator, judge, table, source=args.source)
+    corpus = load_corpus(_data_dir(args.data))
+    actors = _actors(args.actors)
+    table = corpus[corpus["actor"].isin(actors)]
+    translator = _translator(args)
+    rate, cache = translator.audio.sample_rate, Paths.from_env().cache / "egemaps"
+    judges = {"classifier": classifier_judge([load_classifier(c) for c in args.classifier],
+                                             rate, reference=table)}
+    judge_actors = (_actors(args.egemaps_actors) if args.egemaps_actors
+                    else sorted(set(corpus["actor"]) - set(actors)))
+    judge_table = corpus[corpus["actor"].isin(judge_actors)]
+    if judge_table["emotion"].nunique() >= 2:
+        judges["egemaps"] = egemaps_judge(fit_egemaps_judge(judge_table, translator.audio, cache),
+                                          rate, table, translator.audio, cache)
+    else:
+        print("warning: no actors left to train the eGeMAPS judge on (pass --egemaps-actors); "
+              "only the classifier judges", file=sys.stderr)
+    result = evaluate_translation(translator, judges, table, source=args.source)
     _print_json(result)
+    return 0
+
+
+@_resumable
+def _cmd_train_converter(args: argparse.Namespace) -> int:
+    from emogan_utils.converter_training import (ConverterTrainConfig, save_converter,
+                                                 train_converter)
+
+    config = ConverterTrainConfig.quick() if args.quick else ConverterTrainConfig()
+    config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
+                                                                ("seed", args.seed)) if v is not None})
+    start = time.perf_counter()
+    trained = train_converter(_data_dir(args.data), config,
+                              train_actors=_actors(args.actors) if args.actors else None,
+                              val_actors=_actors(args.val_actors) if args.val_actors else (),
+                              cache_dir=Paths.from_env().cache / "contours")
+    save_converter(args.out, trained)
+    _print_json({"checkpoint": str(args.out), "epochs": config.epochs,
+                 "final": {k: round(v[-1], 4) for k, v in trained.history.items() if v},
+                 "seconds": round(time.perf_counter() - start, 2)})
     return 0
 
 
@@ -276,6 +320,13 @@ def _vocoder_option(parser: argparse.ArgumentParser) -> None:
                              f"'griffin-lim' (phases from the mel; default {DEFAULT_VOCODER})")
 
 
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    """``--converter`` or ``--generator``: what converts."""
+    parser.add_argument("--converter", help="contour converter checkpoint from train-converter")
+    parser.add_argument("--generator", help="GAN checkpoint from train-gan (its vocoder: "
+                                            "--vocoder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emogan", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -320,8 +371,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
     p.set_defaults(func=_cmd_train_gan)
 
+    p = sub.add_parser("train-converter",
+                       help="train the contour converter (pitch, energy, envelope, timing)")
+    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.add_argument("--quick", action="store_true", help="a short run, for a first look")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
+    p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
+    p.set_defaults(func=_cmd_train_converter)
+
     p = sub.add_parser("translate", help="convert a recording to another emotion")
-    p.add_argument("--generator", required=True, help="GAN checkpoint from train-gan")
+    _model_options(p)
     p.add_argument("--input", required=True, help="audio file to convert")
     p.add_argument("--to", required=True, help="target emotion, e.g. angry")
     p.add_argument("--output", required=True, help="audio file to write (WAV or FLAC)")
@@ -334,11 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("evaluate-translation",
-                       help="judge GAN conversions with a separately trained classifier")
-    p.add_argument("--generator", required=True, help="GAN checkpoint from train-gan")
+                       help="judge conversions with a classifier and an eGeMAPS judge")
+    _model_options(p)
     p.add_argument("--classifier", required=True, nargs="+",
-                   help="classifier checkpoint(s), trained apart from the GAN: the judge "
-                        "(several average their probabilities)")
+                   help="classifier checkpoint(s), trained apart from the translator: the "
+                        "first judge (several average their probabilities)")
+    p.add_argument("--egemaps-actors",
+                   help="actors of --data the eGeMAPS judge trains on (default: every actor "
+                        "not evaluated)")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")

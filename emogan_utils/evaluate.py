@@ -1,4 +1,5 @@
-"""Metrics as pure functions of labels and predictions: classification, then translation."""
+"""Evaluation: metrics as pure functions (classification, then translation), the judges that
+hear the emotion in a clip, and the drivers that evaluate a classifier and a translator."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import functools
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import librosa
 import numpy as np
@@ -14,14 +14,15 @@ import pandas as pd
 from scipy.fft import dct
 from tqdm.auto import tqdm
 
-from emogan_utils.checkpoint import check_labels
+from emogan_utils.checkpoint import CheckpointError, check_labels
 from emogan_utils.data import EMOTIONS, corpus_labels, emotion_id, translation_items
-from emogan_utils.features import AudioConfig, load_audio, log_mel
+from emogan_utils.egemaps import EgemapsJudge, corpus_egemaps, egemaps, per_speaker
+from emogan_utils.features import (AudioConfig, Normalizer, fit_per_speaker, load_audio, log_mel,
+                                   prepare_waveform)
+from emogan_utils.inference import Classifier, ContourTranslator, Translator
 from emogan_utils.inversion import reconstruct
 from emogan_utils.world import WorldConfig, analyze, coded_mel_cepstra
 
-if TYPE_CHECKING:
-    from emogan_utils.inference import Classifier, Translator
 
 # --- classification metrics ------------------------------------------------------------------
 
@@ -330,24 +331,145 @@ def _loud_frames(mel_db: np.ndarray, top_db: float | None) -> np.ndarray:
     return mel_db[:, level >= level.max() - top_db]
 
 
+def transfer(source: float, converted: float, target: float) -> float:
+    """How far a conversion moves a judge from the source towards the real target:
+    (converted - source) / (target - source); 1 for the real target, 0 for the source, NaN
+    when the judge hears the target no more often in the real target than in the source."""
+    gap = target - source
+    return float((converted - source) / gap) if gap > 1e-9 else float("nan")
+
+
+def active_level_db(wave: np.ndarray, sample_rate: int, top_db: float = 40.0) -> float:
+    """Level in dB (full scale) of the active speech of a clip: the mean power of its 20-ms
+    frames within ``top_db`` of the loudest; NaN for a silent clip."""
+    wave = np.asarray(wave, np.float64)
+    frame = max(1, sample_rate // 50)
+    n = len(wave) // frame
+    if n == 0:
+        return float("nan")
+    power = np.mean(wave[:n * frame].reshape(n, frame) ** 2, axis=1)
+    if power.max() <= 0:
+        return float("nan")
+    power_db = 10.0 * np.log10(power + 1e-20)
+    return float(10.0 * np.log10(np.mean(power[power_db >= power_db.max() - top_db])))
+
+
+# --- judges: who hears the emotion in a clip -------------------------------------------------
+
+Judge = Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray]
+"""``classify(waveforms, actors) -> labels``: places in ``EMOTIONS`` (RAVDESS id - 1)."""
+
+
+def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate: int,
+                     reference: pd.DataFrame | None = None) -> Judge:
+    """A :data:`Judge` of one or several classifiers, for :func:`evaluate_translation`.
+
+    Several classifiers judge together: their probabilities are averaged, which steadies a
+    verdict that one training run alone would sway. With a ``reference`` corpus table, a
+    ``speaker``-mode classifier standardises each actor with the statistics of all their
+    recordings there (unlabelled, as in its speaker-independent evaluation); otherwise every
+    clip gets the training split's global statistics, as a single clip of an unknown speaker
+    does in :func:`predict`.
+
+    The labels returned are RAVDESS ids - 1 (places in ``EMOTIONS``), whatever the judges'
+    label set, so verdicts compare with ``emotion_id(target) - 1``; judges must share one label
+    set, and a ``reference`` corpus with emotions they do not know is refused.
+    """
+    judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
+    labels = judges[0].labels
+    for judge in judges:
+        if judge.labels != labels:
+            raise CheckpointError(f"{judge.path}: made for the emotions {', '.join(judge.labels)}"
+                                  f", but {judges[0].path} for {', '.join(labels)}; judges "
+                                  "must share one label set")
+        if reference is not None:
+            check_labels(judge.path, judge.labels, corpus_labels(reference))
+    unknown = [e for e in labels if e not in EMOTIONS]
+    if unknown:
+        raise ValueError(f"{judges[0].path}: emotions {unknown} are not the package's "
+                         f"({', '.join(EMOTIONS)}), so its verdicts cannot be compared with "
+                         "translation targets")
+    to_package = np.array([EMOTIONS.index(e) for e in labels])
+    # per kind of input (audio parameters, prosody tracks or not), not per judge
+    speakers: dict[tuple[AudioConfig, bool], dict[int, Normalizer]] = {}
+    if reference is not None:
+        for c in judges:
+            if c.norm_mode == "speaker" and (c.audio, c.prosody) not in speakers:
+                x, rows = c.corpus_inputs(reference, progress=False)
+                speakers[c.audio, c.prosody] = fit_per_speaker(x, rows["actor"].to_numpy())
+
+    def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
+        inputs: dict[tuple[AudioConfig, bool], np.ndarray] = {}
+        for c in judges:
+            if (c.audio, c.prosody) not in inputs:
+                inputs[c.audio, c.prosody] = c.inputs(
+                    np.stack([prepare_waveform(w, sample_rate, c.audio) for w in waves]))
+        total = np.zeros((len(waves), len(labels)))
+        for classifier in judges:
+            kind = classifier.audio, classifier.prosody
+            known = speakers.get(kind) if classifier.norm_mode == "speaker" else None
+            # without reference statistics, clips get the global ones (actors=None)
+            total += classifier.probabilities(inputs[kind], actors if known else None, known)
+        return to_package[total.argmax(1)]
+    return classify
+
+
+def fit_egemaps_judge(table: pd.DataFrame, audio: AudioConfig = AudioConfig(),
+                      cache_dir: str | os.PathLike | None = None,
+                      progress: bool = True) -> EgemapsJudge:
+    """An :class:`~emogan_utils.egemaps.EgemapsJudge` trained on every clip of ``table``
+    (its speakers standardised with their own clips' statistics)."""
+    features = corpus_egemaps(table, audio, cache_dir, progress)
+    return EgemapsJudge.fit(features, table["actor"].to_numpy(), table["emotion"],
+                            corpus_labels(table))
+
+
+def egemaps_judge(judge: EgemapsJudge, sample_rate: int, reference: pd.DataFrame,
+                  audio: AudioConfig = AudioConfig(),
+                  cache_dir: str | os.PathLike | None = None) -> Judge:
+    """A :data:`Judge` from an eGeMAPS judge: each clip is standardised with the statistics of
+    all its actor's recordings in ``reference`` (unlabelled), as :func:`classifier_judge`
+    does for a classifier in ``speaker`` mode."""
+    unknown = [e for e in judge.labels if e not in EMOTIONS]
+    if unknown:
+        raise ValueError(f"the eGeMAPS judge knows emotions {unknown} outside the package's")
+    to_package = np.array([EMOTIONS.index(e) for e in judge.labels])
+    stats = per_speaker(corpus_egemaps(reference, audio, cache_dir, progress=False),
+                        reference["actor"].to_numpy())
+
+    def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
+        missing = sorted(set(actors) - set(stats))
+        if missing:
+            raise ValueError(f"no reference recordings of actors {missing} to standardise with")
+        features = np.stack([egemaps(np.asarray(w, np.float32), sample_rate) for w in waves])
+        return to_package[judge.predict(features, list(actors), stats)]
+    return classify
+
+
 # --- translation evaluation ------------------------------------------------------------------
 
 
-def evaluate_translation(translator: Translator,
-                         classify: Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray],
+def evaluate_translation(translator: Translator | ContourTranslator,
+                         judges: Judge | dict[str, Judge],
                          table: pd.DataFrame, source: str = "neutral",
                          targets: Sequence[str] | None = None, max_sources: int | None = None,
                          progress: bool = True) -> dict[str, dict]:
     """How well ``translator`` converts ``source`` recordings of ``table`` into each target.
 
-    ``classify`` maps waveforms ``(B, samples)`` and their actors to predicted labels
-    (:func:`emogan_utils.inference.classifier_judge`); it should be a classifier trained apart
-    from the GAN. Per target emotion and on average (keys ``<measure>_<audio>``, audio being
+    ``judges`` (by name; one alone is called ``classifier``) map waveforms and their actors
+    to predicted labels (:func:`classifier_judge`, :func:`egemaps_judge`); they should be
+    trained apart from the translator, and of more than one model family: a conversion
+    trained to please one judge can learn cues only that judge hears. Per target emotion and
+    on average (keys ``<measure>_<audio>``, audio being
     ``converted``, ``source``, ``target`` (the real recording of the same actor and sentence),
     ``source_resynth`` (the source through the translator's vocoder with no conversion: the
     vocoder's own ceiling) or ``target_griffin_lim``):
 
-    - ``accuracy_*``: how often the judge hears the target emotion;
+    - ``accuracy_<audio>_<judge>``: how often the judge hears the target emotion;
+    - ``transfer_<judge>``: the emotion transfer, (converted - source) / (target - source)
+      of those accuracies (:func:`transfer`; in ``mean``, of the mean accuracies);
+    - ``level_change_db_*``: active-speech level minus the source's (:func:`active_level_db`)
+      for ``converted`` and ``target``;
     - ``dnsmos_{ovrl,sig,bak}_*``: predicted naturalness (:func:`dnsmos`);
     - ``speaker_similarity_*``: Resemblyzer cosine to the source (:func:`speaker_similarity`);
       for ``target``, the actor's own change of emotion, the reference a conversion should reach;
@@ -364,6 +486,7 @@ def evaluate_translation(translator: Translator,
     """
     audio = translator.audio
     rate = audio.sample_rate
+    judges = judges if isinstance(judges, dict) else {"classifier": judges}
     if targets is None:  # the emotions the generator knows (a stand-in may not say)
         targets = getattr(translator, "labels", None)
     items = translation_items(table, source, targets, max_sources)
@@ -386,10 +509,17 @@ def evaluate_translation(translator: Translator,
         seconds = (time.perf_counter() - start) / len(converted)
         real_gl = reconstruct(real, audio, n_iter=translator.n_iter).numpy()
         stats = {"n": len(rows), "seconds_per_clip_converted": seconds}
-        for name, batch in (("source", src), ("converted", converted), ("target", real),
-                            ("target_griffin_lim", real_gl)):
-            predicted = np.asarray(classify(batch, rows["actor"].to_numpy()))
-            stats[f"accuracy_{name}"] = float(np.mean(predicted == label))
+        for judge, classify in judges.items():
+            for name, batch in (("source", src), ("converted", converted), ("target", real),
+                                ("target_griffin_lim", real_gl)):
+                predicted = np.asarray(classify(batch, rows["actor"].to_numpy()))
+                stats[f"accuracy_{name}_{judge}"] = float(np.mean(predicted == label))
+            stats[f"transfer_{judge}"] = transfer(*(stats[f"accuracy_{name}_{judge}"]
+                                                    for name in ("source", "converted", "target")))
+        levels = [active_level_db(w, rate) for w in src]
+        for name, batch in (("converted", converted), ("target", real)):
+            stats[f"level_change_db_{name}"] = _mean_of_known([
+                active_level_db(w, rate) - before for w, before in zip(batch, levels)])
         known = [per_source[p] for p in rows["source_path"]]
         scores = {"source": [k["dnsmos"] for k in known],
                   "source_resynth": [k["dnsmos_resynth"] for k in known],
@@ -422,6 +552,9 @@ def evaluate_translation(translator: Translator,
         per_emotion[target] = stats
     mean = {k: _mean_of_known([s[k] for s in per_emotion.values()])
             for k in next(iter(per_emotion.values())) if k != "n"}
+    for judge in judges:
+        mean[f"transfer_{judge}"] = transfer(*(mean[f"accuracy_{name}_{judge}"]
+                                               for name in ("source", "converted", "target")))
     return {"source": source, "n_sources": len(sources), "vocoder": translator.vocoder,
             "emotions": per_emotion, "mean": mean}
 
@@ -439,7 +572,9 @@ def translation_table(result: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 
-HEADLINE_MEASURES = ("accuracy_converted", "dnsmos_ovrl_converted", "dnsmos_ovrl_source_resynth",
+HEADLINE_MEASURES = ("accuracy_converted_classifier", "accuracy_converted_egemaps",
+                     "transfer_classifier", "transfer_egemaps", "level_change_db_converted",
+                     "level_change_db_target", "dnsmos_ovrl_converted", "dnsmos_ovrl_source_resynth",
                      "speaker_similarity_converted", "speaker_similarity_target",
                      "mcd_converted", "mcd_source", "mcd_world_converted", "mcd_world_source",
                      "f0_rmse_cents_converted", "f0_rmse_cents_source", "f0_corr_converted",
@@ -450,5 +585,5 @@ HEADLINE_MEASURES = ("accuracy_converted", "dnsmos_ovrl_converted", "dnsmos_ovrl
 def translation_comparison(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """The mean of each headline measure (rows) for several :func:`evaluate_translation`
     results (columns, named by ``results``' keys): vocoders or settings side by side."""
-    return pd.DataFrame({name: {k: result["mean"][k] for k in HEADLINE_MEASURES}
+    return pd.DataFrame({name: {k: result["mean"].get(k, np.nan) for k in HEADLINE_MEASURES}
                          for name, result in results.items()}).round(3)

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,16 +14,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emogan_utils.checkpoint import (CheckpointError, build_config, check_labels, load_checkpoint,
-                                     load_weights)
+from emogan_utils.checkpoint import CheckpointError, build_config, load_checkpoint, load_weights
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
-from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name
-from emogan_utils.features import (AudioConfig, LogMel, Normalizer, fit_per_speaker, load_audio,
-                                   prepare_waveform, require_speech)
+from emogan_utils.data import EMOTIONS, emotion_name
+from emogan_utils.features import (AudioConfig, LogMel, Normalizer, load_audio, prepare_waveform,
+                                   require_speech)
 from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs
 from emogan_utils.inversion import griffin_lim
-from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
-                                 GeneratorConfig, UNetGenerator, batched_logits)
+from emogan_utils.contours import (CONTOUR_WORLD, CepstralStats, Contours, apply_contours,
+                                   contours, converted_contours, converter_inputs, retime)
+from emogan_utils.models import (ClassifierConfig, ContourConverter, ConverterConfig,
+                                 EmotionClassifier, EnsembleClassifier, GeneratorConfig,
+                                 UNetGenerator, batched_logits, converter_code)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
                                   clip_prosody, convert_f0, remaining_semitones, stretch_mel)
 from emogan_utils.runtime import pick_device
@@ -336,6 +338,95 @@ class Translator:
         return self.convert(self.waveform(audio, sample_rate), target, strength, source).wave
 
 
+class ContourTranslator:
+    """A trained contour converter (:class:`~emogan_utils.models.ContourConverter`), loaded
+    once: WORLD analysis of the source, the converter's change of its log-F0, energy and
+    envelope shape taken ``strength`` of the way, each frame's new duration, WORLD synthesis.
+    The source's aperiodicity, voicing and envelope detail stay, so the voice stays.
+
+    It offers the same steps as :class:`Translator` (``waveform``, ``mel``, ``resynthesize``,
+    ``convert``, calling it), so evaluation and the emotion switch take either."""
+
+    vocoder = "contours"
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str | None = None):
+        payload = load_checkpoint(checkpoint, kind="converter")
+        self.path = Path(checkpoint)
+        self.audio: AudioConfig = payload["audio"]
+        self.labels: tuple[str, ...] = tuple(payload["labels"])
+        self.n_iter = 64
+        self.world = CONTOUR_WORLD
+        try:
+            self.stats = CepstralStats.from_state(payload["extra"]["cepstral_stats"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{checkpoint}: not a readable converter checkpoint ("
+                                  f"cepstral statistics: {err})") from err
+        self.device = pick_device(device)
+        config = build_config(checkpoint, ConverterConfig, {
+            **payload["model_config"],
+            "dilations": tuple(payload["model_config"].get("dilations", ()))})
+        if config.n_emotions != len(self.labels):
+            raise CheckpointError(f"{checkpoint}: a converter for {config.n_emotions} emotions "
+                                  f"but {len(self.labels)} labels")
+        self.model = ContourConverter(config)
+        load_weights(checkpoint, self.model, payload["state"], "converter")
+        self.model.to(self.device).eval()
+        self._log_mel = LogMel(self.audio)
+        self._analyses: dict[str, WorldFrames] = {}
+
+    waveform = Translator.waveform
+    mel = Translator.mel
+    analysis = Translator.analysis
+
+    def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None,
+                     vocoder: str | None = None) -> np.ndarray:
+        """The source through WORLD with no conversion."""
+        return synthesize(self.analysis(wave), len(wave))
+
+    def code(self, target: str, strength: float = 1.0, source: str = "neutral") -> torch.Tensor:
+        """Conditioning ``(1, 2 * n_emotions + 1)``: source, target, strong intensity."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        index = [self.labels.index(emotion_name(e, self.labels)) for e in (source, target)]
+        return converter_code(torch.tensor([index[0]]), torch.tensor([index[1]]),
+                              torch.ones(1), len(self.labels))
+
+    def contours(self, wave: np.ndarray, target: str, strength: float = 1.0,
+                 source: str = "neutral") -> tuple[WorldFrames, Contours, Contours, np.ndarray]:
+        """The source's WORLD frames and contours, the converted contours and each frame's
+        duration."""
+        frames = self.analysis(wave)
+        before = contours(frames)
+        code = self.code(target, strength, source).to(self.device)
+        x = torch.from_numpy(converter_inputs(before, self.stats))[None].to(self.device)
+        with torch.no_grad():
+            output = self.model(x, code)[0].cpu().numpy()
+        after, durations = converted_contours(before, output, self.stats, strength)
+        return frames, before, after, durations
+
+    def speech(self, wave: np.ndarray, target: str, strength: float = 1.0,
+               source: str = "neutral") -> np.ndarray:
+        """The converted waveform of a model-rate waveform."""
+        frames, before, after, durations = self.contours(wave, target, strength, source)
+        edited = retime(apply_contours(frames, before, after), durations)
+        return synthesize(edited, round(len(wave) * edited.n_frames / frames.n_frames))
+
+    def convert(self, wave: np.ndarray, target: str, strength: float = 1.0,
+                source: str = "neutral", mel: np.ndarray | None = None,
+                vocoder: str | None = None) -> Conversion:
+        """Every stage of converting a model-rate waveform; ``converted_mel`` is the log-mel of
+        the converted speech."""
+        converted = self.speech(wave, target, strength, source)
+        return Conversion(wave, self.mel(wave) if mel is None else mel, self.mel(converted),
+                          converted)
+
+    def __call__(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, target: str,
+                 strength: float = 1.0, source: str = "neutral",
+                 sample_rate: int | None = None) -> np.ndarray:
+        """Waveform in ``target`` emotion at the model's rate."""
+        return self.speech(self.waveform(audio, sample_rate), target, strength, source)
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_translator(path: str, modified_ns: int, vocoder: str) -> Translator:
     """One :class:`Translator` per checkpoint file version and vocoder (reloaded when the file
@@ -367,58 +458,3 @@ def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
     checked_vocoder(vocoder)  # the emotions are checked against the checkpoint's
     return load_translator(checkpoint, vocoder)(waveform_or_path, target_emotion, strength,
                                                 source_emotion, sample_rate)
-
-
-def classifier_judge(classifiers: Classifier | Sequence[Classifier], sample_rate: int,
-                     reference: pd.DataFrame | None = None,
-                     ) -> Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray]:
-    """A ``classify(waveforms, actors) -> labels`` for :func:`evaluate_translation`.
-
-    Several classifiers judge together: their probabilities are averaged, which steadies a
-    verdict that one training run alone would sway. With a ``reference`` corpus table, a
-    ``speaker``-mode classifier standardises each actor with the statistics of all their
-    recordings there (unlabelled, as in its speaker-independent evaluation); otherwise every
-    clip gets the training split's global statistics, as a single clip of an unknown speaker
-    does in :func:`predict`.
-
-    The labels returned are RAVDESS ids - 1 (places in ``EMOTIONS``), whatever the judges'
-    label set, so verdicts compare with ``emotion_id(target) - 1``; judges must share one label
-    set, and a ``reference`` corpus with emotions they do not know is refused.
-    """
-    judges = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers)
-    labels = judges[0].labels
-    for judge in judges:
-        if judge.labels != labels:
-            raise CheckpointError(f"{judge.path}: made for the emotions {', '.join(judge.labels)}"
-                                  f", but {judges[0].path} for {', '.join(labels)}; judges "
-                                  "must share one label set")
-        if reference is not None:
-            check_labels(judge.path, judge.labels, corpus_labels(reference))
-    unknown = [e for e in labels if e not in EMOTIONS]
-    if unknown:
-        raise ValueError(f"{judges[0].path}: emotions {unknown} are not the package's "
-                         f"({', '.join(EMOTIONS)}), so its verdicts cannot be compared with "
-                         "translation targets")
-    to_package = np.array([EMOTIONS.index(e) for e in labels])
-    # per kind of input (audio parameters, prosody tracks or not), not per judge
-    speakers: dict[tuple[AudioConfig, bool], dict[int, Normalizer]] = {}
-    if reference is not None:
-        for c in judges:
-            if c.norm_mode == "speaker" and (c.audio, c.prosody) not in speakers:
-                x, rows = c.corpus_inputs(reference, progress=False)
-                speakers[c.audio, c.prosody] = fit_per_speaker(x, rows["actor"].to_numpy())
-
-    def classify(waves: Sequence[np.ndarray], actors: Sequence[int]) -> np.ndarray:
-        inputs: dict[tuple[AudioConfig, bool], np.ndarray] = {}
-        for c in judges:
-            if (c.audio, c.prosody) not in inputs:
-                inputs[c.audio, c.prosody] = c.inputs(
-                    np.stack([prepare_waveform(w, sample_rate, c.audio) for w in waves]))
-        total = np.zeros((len(waves), len(labels)))
-        for classifier in judges:
-            kind = classifier.audio, classifier.prosody
-            known = speakers.get(kind) if classifier.norm_mode == "speaker" else None
-            # without reference statistics, clips get the global ones (actors=None)
-            total += classifier.probabilities(inputs[kind], actors if known else None, known)
-        return to_package[total.argmax(1)]
-    return classify

@@ -327,3 +327,76 @@ class PatchDiscriminator(nn.Module):
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(mel.unsqueeze(1))
         return self.adv(h).flatten(1), self.cls(h).mean(dim=(2, 3))
+
+
+# --- contour converter
+
+
+@dataclass(frozen=True)
+class ConverterConfig:
+    """Shape of :class:`ContourConverter`; stored in checkpoints as its constructor arguments.
+
+    The conditioning is the source emotion's one-hot, the target's, and the intensity (0 for
+    normal, 1 for strong): ``2 * n_emotions + 1`` numbers."""
+
+    n_inputs: int = 33
+    n_outputs: int = 27
+    n_emotions: int = len(EMOTIONS)
+    channels: int = 64
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    kernel_size: int = 5
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "dilations": list(self.dilations)}
+
+
+class FiLMBlock1d(nn.Module):
+    """A dilated convolution whose output is scaled and shifted by the conditioning (FiLM),
+    then a pointwise convolution, added to the input."""
+
+    def __init__(self, channels: int, n_code: int, kernel_size: int, dilation: int):
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
+        self.film = nn.Linear(n_code, 2 * channels)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(code).chunk(2, dim=1)
+        h = self.conv(x) * (1 + gamma[:, :, None]) + beta[:, :, None]
+        return x + self.mix(nn.functional.gelu(h))
+
+
+class ContourConverter(nn.Module):
+    """Frame-by-frame changes of a clip's contours towards a target emotion.
+
+    Takes the source's contour features ``(B, n_inputs, T)`` (:func:`emogan_utils.contours
+    .converter_inputs`) and the conditioning ``(B, 2 * n_emotions + 1)``; returns ``(B,
+    n_outputs, T)`` in the units of :func:`emogan_utils.contours.converted_contours`: the
+    change of log-F0, of energy, the log of each frame's duration and the change of each
+    mel-cepstrum. Dilated convolutions see about 1.3 s of context each way at 10-ms frames,
+    enough for a phrase's pitch and energy shape."""
+
+    def __init__(self, config: ConverterConfig = ConverterConfig()):
+        super().__init__()
+        self.config = config
+        n_code = 2 * config.n_emotions + 1
+        self.inp = nn.Conv1d(config.n_inputs, config.channels, 1)
+        self.blocks = nn.ModuleList(FiLMBlock1d(config.channels, n_code, config.kernel_size, d)
+                                    for d in config.dilations)
+        self.out = nn.Conv1d(config.channels, config.n_outputs, 1)
+        nn.init.zeros_(self.out.weight)  # training starts from "no change"
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, code)
+        return self.out(nn.functional.gelu(h))
+
+
+def converter_code(source: torch.Tensor, target: torch.Tensor, intensity: torch.Tensor,
+                   n_emotions: int) -> torch.Tensor:
+    """Conditioning ``(B, 2 * n_emotions + 1)`` of source and target labels and intensities."""
+    return torch.cat([emotion_code(source, n_emotions), emotion_code(target, n_emotions),
+                      intensity.float()[:, None]], dim=1)

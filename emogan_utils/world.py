@@ -129,14 +129,23 @@ def synthesize(frames: WorldFrames, length: int | None = None) -> np.ndarray:
 
 def stretch_frames(frames: WorldFrames, n_frames: int) -> WorldFrames:
     """The same speech resampled to ``n_frames`` frames (a tempo change of
-    ``frames.n_frames / n_frames``). Envelope and aperiodicity are interpolated linearly on a
-    log scale; F0 on a log scale between two voiced frames, and taken from the nearer frame
-    where either is unvoiced, so voicing boundaries stay sharp."""
+    ``frames.n_frames / n_frames``), by :func:`resample_frames` at evenly spaced positions."""
     if n_frames < 2:
         raise ValueError(f"n_frames must be at least 2, got {n_frames}")
     if n_frames == frames.n_frames:
         return frames
-    position = np.linspace(0.0, frames.n_frames - 1, n_frames)
+    return resample_frames(frames, np.linspace(0.0, frames.n_frames - 1, n_frames))
+
+
+def resample_frames(frames: WorldFrames, position: np.ndarray) -> WorldFrames:
+    """New frames read at fractional frame ``position``s of ``frames`` (increasing, within
+    ``0 .. n_frames - 1``): a tempo change that may vary along the clip. Envelope and
+    aperiodicity are interpolated linearly on a log scale; F0 on a log scale between two
+    voiced frames, and taken from the nearer frame where either is unvoiced, so voicing
+    boundaries stay sharp."""
+    position = np.clip(np.asarray(position, np.float64), 0.0, frames.n_frames - 1)
+    if frames.n_frames < 2:
+        raise ValueError("resampling needs at least 2 frames")
     left = np.minimum(np.floor(position).astype(int), frames.n_frames - 2)
     w = position - left
     weight = w[:, None]

@@ -98,6 +98,20 @@ def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3,
     return np.concatenate([np.zeros(int(lead * rate)), wave]).astype(np.float32)
 
 
+def voiced(seconds: float = 1.2, f0: float = 140.0, vibrato: float = 2.0, rate: int = 16000,
+           lead: float = 0.1) -> np.ndarray:
+    """A buzz with a slowly moving pitch and two formant-like resonances: voiced speech's
+    stand-in, after ``lead`` seconds of silence."""
+    t = np.arange(int(seconds * rate)) / rate
+    contour = f0 * 2 ** (vibrato * np.sin(2 * np.pi * 1.5 * t) / 12)
+    phase = 2 * np.pi * np.cumsum(contour) / rate
+    wave = sum(np.sin(k * phase) / k * (1.0 + 4.0 * np.exp(-((k * contour - 700) / 300) ** 2)
+                                        + 2.0 * np.exp(-((k * contour - 1800) / 400) ** 2))
+               for k in range(1, 40) if k * f0 < 7000)
+    wave = 0.3 * wave / np.abs(wave).max()
+    return np.concatenate([np.zeros(int(lead * rate)), wave]).astype(np.float32)
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     """Two actors x 8 emotions of short tones, laid out like RAVDESS at 22.05 kHz."""

@@ -18,7 +18,8 @@ from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (accuracy, classification_report, confusion_matrix,
                                    per_class_recall, unweighted_average_recall)
 from emogan_utils.features import AudioConfig, AudioError, Normalizer, log_mel
-from emogan_utils.inference import Classifier, classifier_judge, load_classifier, predict
+from emogan_utils.evaluate import classifier_judge
+from emogan_utils.inference import Classifier, load_classifier, predict
 from emogan_utils.models import ClassifierConfig, EmotionClassifier
 
 from conftest import tone

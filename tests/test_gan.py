@@ -233,7 +233,7 @@ def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch
     assert sorted(result["emotions"]) == sorted(e for e in EMOTIONS if e != "neutral")
     for stats in [*result["emotions"].values(), result["mean"]]:
         for name in ("source", "converted", "target", "target_griffin_lim"):
-            assert 0.0 <= stats[f"accuracy_{name}"] <= 1.0
+            assert 0.0 <= stats[f"accuracy_{name}_classifier"] <= 1.0
         assert np.isfinite(stats["mcd_converted"]) and stats["mcd_source"] > 0
     # the source is the neutral tone and the target another tone: their MCD is far from zero
     assert result["emotions"]["surprised"]["mcd_source"] > 1.0

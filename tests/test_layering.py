@@ -16,17 +16,18 @@ NAME = PACKAGE.name
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("infrastructure", ("__init__", "config", "threads", "storage", "runtime")),
     ("data", ("data", "layouts", "download", "synth", "espeak_worker")),
-    ("features", ("features", "inputs", "inversion", "world", "prosody")),
+    ("features", ("features", "inputs", "inversion", "world", "prosody", "contours")),
     # checkpoint stores a model with its AudioConfig, Normalizer and labels (features, data)
-    ("models", ("models", "losses", "checkpoint")),
-    ("training and inference", ("pairs", "classifier_training", "gan_training", "distributed",
-                                "train", "inference")),
+    ("models", ("models", "losses", "checkpoint", "egemaps")),
+    ("training and inference", ("pairs", "classifier_training", "gan_training",
+                                "converter_training", "distributed", "train", "inference")),
     ("evaluation and widgets", ("evaluate", "plots", "switch", "widgets")),
     ("command line", ("cli", "__main__")),
 )
 """Bottom to top."""
 LAYER = {module: (rank, name) for rank, (name, modules) in enumerate(LAYERS) for module in modules}
-TRAINING = frozenset({"pairs", "classifier_training", "gan_training", "distributed", "train"})
+TRAINING = frozenset({"pairs", "classifier_training", "gan_training", "converter_training",
+                      "distributed", "train"})
 INFERENCE = frozenset({"inference"})
 
 

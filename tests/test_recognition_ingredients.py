@@ -17,7 +17,8 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClas
 from emogan_utils.data import load_corpus
 from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
                                    speed_perturb)
-from emogan_utils.inference import classifier_judge, load_classifier, predict
+from emogan_utils.evaluate import classifier_judge
+from emogan_utils.inference import load_classifier, predict
 from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
                                  prosody_tracks, silence_padding)
 from emogan_utils.models import ClassifierConfig, EmotionClassifier, EnsembleClassifier

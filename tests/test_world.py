@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import voiced
 from emogan_utils.data import EMOTIONS
 from emogan_utils.evaluate import (dnsmos, f0_correlation, f0_rmse_cents, mcd_dtw,
                                    speaker_similarity, world_distances)
@@ -16,19 +17,6 @@ from emogan_utils.world import (EnvelopeEdit, WorldConfig, analyze, coded_mel_ce
 
 AUDIO = AudioConfig()
 RATE = AUDIO.sample_rate
-
-
-def voiced(seconds: float = 1.2, f0: float = 140.0, vibrato: float = 2.0) -> np.ndarray:
-    """A buzz with a slowly moving pitch and two formant-like resonances: voiced speech's
-    stand-in, after 0.1 s of silence."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    contour = f0 * 2 ** (vibrato * np.sin(2 * np.pi * 1.5 * t) / 12)
-    phase = 2 * np.pi * np.cumsum(contour) / RATE
-    wave = sum(np.sin(k * phase) / k * (1.0 + 4.0 * np.exp(-((k * contour - 700) / 300) ** 2)
-                                        + 2.0 * np.exp(-((k * contour - 1800) / 400) ** 2))
-               for k in range(1, 40) if k * f0 < 7000)
-    wave = 0.3 * wave / np.abs(wave).max()
-    return np.concatenate([np.zeros(RATE // 10), wave]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,294 @@
+"""Training the contour converter (:class:`~emogan_utils.models.ContourConverter`) on
+parallel recordings: each pair of one speaker's sentence in two emotions is analysed by WORLD
+(:mod:`emogan_utils.contours`), aligned by DTW on its mel-cepstra, and the converter learns
+the frame-by-frame change of log-F0, energy, envelope shape and duration that takes the one
+to the other."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from emogan_utils.checkpoint import save_checkpoint
+from emogan_utils.contours import (ENERGY_UNIT_DB, F0_UNIT, N_CEPSTRA, OUTPUT_UNITS, SCALES,
+                                   CepstralStats, Contours,
+                                   clip_contours, converter_inputs, training_targets)
+from emogan_utils.data import corpus_fingerprint, corpus_labels, load_corpus, manifest_actors
+from emogan_utils.features import AudioConfig, load_audio
+from emogan_utils.models import ContourConverter, ConverterConfig, converter_code
+from emogan_utils.pairs import dtw_alignment
+from emogan_utils.runtime import seed_everything
+
+log = logging.getLogger(__name__)
+PAIRINGS = ("reference", "all")
+
+
+@dataclass(frozen=True)
+class ConverterTrainConfig:
+    """How :func:`train_converter` trains; the defaults are what ``train-converter`` runs."""
+
+    epochs: int = 30
+    batch_size: int = 16
+    crop: int = 240
+    """Frames (10 ms each) of each pair seen per step."""
+    learning_rate: float = 2e-3
+    variance_weight: float = 1.0
+    """Weight of matching each clip's spread of log-F0 and energy to the real target's, which
+    keeps an L1-trained contour from flattening towards the average."""
+    pairing: str = "reference"
+    """``reference``: pairs to and from the reference emotion (neutral); ``all``: every two
+    emotions of one sentence."""
+    reference: str = "neutral"
+    seed: int = 0
+    model: ConverterConfig = ConverterConfig()
+
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
+        for name in ("epochs", "batch_size", "crop"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not (np.isfinite(self.variance_weight) and self.variance_weight >= 0):
+            raise ValueError(f"variance_weight must be a number >= 0, got {self.variance_weight}")
+
+    @classmethod
+    def quick(cls, **overrides) -> "ConverterTrainConfig":
+        """A short run for notebooks and tests."""
+        return cls(**{"epochs": 8, **overrides})
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+
+
+@dataclass
+class ContourSet:
+    """The converter's training material: each clip's inputs, and per pair the clip indices,
+    the conditioning and the targets with their weights (:func:`training_targets`)."""
+
+    inputs: list[np.ndarray]
+    pairs: np.ndarray
+    codes: torch.Tensor
+    targets: list[np.ndarray]
+    weights: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def batch(self, index: Sequence[int], crop: int,
+              rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """(inputs, codes, targets, weights) of pairs ``index``, each a random ``crop`` frames
+        (shorter clips are padded with zero weight)."""
+        n = len(index)
+        x = np.zeros((n, self.inputs[0].shape[0], crop), np.float32)
+        y = np.zeros((n, self.targets[0].shape[0], crop), np.float32)
+        w = np.zeros_like(y)
+        for row, k in enumerate(index):
+            source = self.inputs[self.pairs[k, 0]]
+            frames = source.shape[1]
+            start = int(rng.integers(0, frames - crop + 1)) if frames > crop else 0
+            stop = min(frames, start + crop)
+            x[row, :, :stop - start] = source[:, start:stop]
+            y[row, :, :stop - start] = self.targets[k][:, start:stop]
+            w[row, :, :stop - start] = self.weights[k][:, start:stop]
+        return (torch.from_numpy(x), self.codes[list(index)], torch.from_numpy(y),
+                torch.from_numpy(w))
+
+
+def clip_pairs(table: pd.DataFrame, pairing: str = "reference",
+               reference: str = "neutral") -> pd.DataFrame:
+    """Ordered pairs (row positions ``source``, ``target``) of one speaker's utterance and
+    repetition in two emotions: to and from ``reference`` only, or ``all``."""
+    rows = table.reset_index(drop=True)
+    found = []
+    for _, group in rows.groupby(["actor", "statement_id", "repetition"], sort=True):
+        for a in group.index:
+            for b in group.index:
+                ea, eb = rows.at[a, "emotion"], rows.at[b, "emotion"]
+                if ea != eb and (pairing == "all" or reference in (ea, eb)):
+                    found.append((a, b))
+    return pd.DataFrame(found, columns=["source", "target"])
+
+
+def corpus_contours(table: pd.DataFrame, audio: AudioConfig,
+                    cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> list[Contours]:
+    """The contours of each recording of ``table`` (trimmed as in training), cached."""
+    return [clip_contours(load_audio(p, audio, fixed_length=False), audio.sample_rate,
+                          cache_dir=cache_dir)
+            for p in tqdm(table["path"], desc="WORLD contours", unit="clip", disable=not progress)]
+
+
+def contour_set(table: pd.DataFrame, clips: list[Contours], stats: CepstralStats,
+                labels: Sequence[str], pairing: str = "reference", reference: str = "neutral",
+                progress: bool = True) -> ContourSet:
+    """DTW-align every pair of ``table``'s recordings (:func:`clip_pairs`) on standardised
+    mel-cepstra and compute the converter's targets."""
+    table = table.reset_index(drop=True)
+    pairs = clip_pairs(table, pairing, reference)
+    if pairs.empty:
+        raise ValueError("No parallel pairs: the converter needs one speaker's utterance "
+                         "recorded in two emotions")
+    standard = [((c.cepstra - stats.mean) / stats.std).T for c in clips]
+    targets, weights = [], []
+    for a, b in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="DTW", unit="pair",
+                     disable=not progress):
+        values, weight = training_targets(clips[a], clips[b],
+                                          dtw_alignment(standard[a], standard[b]), stats)
+        targets.append(values)
+        weights.append(weight)
+    label = [list(labels).index(e) for e in table["emotion"]]
+    source = torch.tensor([label[a] for a in pairs["source"]])
+    target = torch.tensor([label[b] for b in pairs["target"]])
+    strong = torch.tensor([float(table.at[b, "intensity"] >= 2) for b in pairs["target"]])
+    return ContourSet([converter_inputs(c, stats) for c in clips], pairs.to_numpy(),
+                      converter_code(source, target, strong, len(labels)), targets, weights)
+
+
+def converter_loss(output: torch.Tensor, inputs: torch.Tensor, target: torch.Tensor,
+                   weight: torch.Tensor, variance_weight: float) -> tuple[torch.Tensor, dict]:
+    """Weighted L1 to the aligned real target for each contour (log-F0, energy, duration,
+    the mel-cepstra together), plus ``variance_weight`` times the L1 between the converted
+    and the real spread of log-F0 and energy over each clip's weighted frames."""
+    def l1(rows: slice) -> torch.Tensor:
+        w = weight[:, rows]
+        return (w * (output[:, rows] - target[:, rows]).abs()).sum() / w.sum().clamp_min(1.0)
+
+    parts = {"log_f0": l1(slice(0, 1)), "energy": l1(slice(1, 2)),
+             "duration": l1(slice(2, 3)), "cepstra": l1(slice(3, 3 + N_CEPSTRA))}
+    # the source's own contours in output units, to compare the spreads of the results
+    source = torch.stack([inputs[:, 0] * (F0_UNIT / OUTPUT_UNITS["log_f0"]),
+                          inputs[:, 1 + len(SCALES)] * (ENERGY_UNIT_DB / OUTPUT_UNITS["energy_db"])], dim=1)
+    spread = torch.zeros((), dtype=output.dtype)
+    for k in range(2):
+        converted, real = source[:, k] + output[:, k], source[:, k] + target[:, k]
+        spread = spread + (_weighted_std(converted, weight[:, k])
+                           - _weighted_std(real, weight[:, k])).abs().mean()
+    parts["spread"] = spread
+    total = sum(v for k, v in parts.items() if k != "spread") + variance_weight * spread
+    return total, {k: v.item() for k, v in parts.items()}
+
+
+def _weighted_std(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Per row of ``(B, T)`` values, the standard deviation over frames weighted by ``weight``."""
+    total = weight.sum(1).clamp_min(1.0)
+    mean = (weight * values).sum(1) / total
+    return ((weight * (values - mean[:, None]) ** 2).sum(1) / total + 1e-6).sqrt()
+
+
+@dataclass
+class TrainedConverter:
+    """A trained converter with what using it needs, and its losses per epoch."""
+
+    model: ContourConverter
+    stats: CepstralStats
+    labels: tuple[str, ...]
+    history: dict[str, list[float]]
+    data: dict
+
+
+def fit_converter(train: ContourSet, config: ConverterTrainConfig,
+                  val: ContourSet | None = None,
+                  progress: bool = True) -> tuple[ContourConverter, dict[str, list[float]]]:
+    """Train a converter on ``train`` with Adam and a cosine learning-rate decay; the history
+    holds the mean training loss and, with ``val``, the validation loss of each epoch."""
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = ContourConverter(config.model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    steps = config.epochs * max(1, len(train) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    history: dict[str, list[float]] = {"train": [], "val": []}
+    for epoch in tqdm(range(config.epochs), desc="converter", unit="epoch", disable=not progress):
+        model.train()
+        order, losses = rng.permutation(len(train)), []
+        for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
+            x, code, y, w = train.batch(order[start:start + config.batch_size], config.crop, rng)
+            loss, _ = converter_loss(model(x, code), x, y, w, config.variance_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"converter training: the loss became {float(loss)} "
+                                         f"in epoch {epoch + 1}; lower the learning rate")
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+        history["train"].append(float(np.mean(losses)) if losses else float("nan"))
+        if val is not None:
+            history["val"].append(evaluate_converter(model, val, config))
+        log.info("converter epoch %d: train %.4f val %s", epoch + 1, history["train"][-1],
+                 history["val"][-1] if history["val"] else "-")
+    return model.eval(), history
+
+
+def evaluate_converter(model: ContourConverter, data: ContourSet,
+                       config: ConverterTrainConfig) -> float:
+    """The mean loss over every pair of ``data``, each whole clip at once."""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for k in range(len(data)):
+            frames = data.inputs[data.pairs[k, 0]].shape[1]
+            x, code, y, w = data.batch([k], frames, np.random.default_rng(0))
+            losses.append(float(converter_loss(model(x, code), x, y, w,
+                                               config.variance_weight)[0]))
+    return float(np.mean(losses))
+
+
+def train_converter(data: str | os.PathLike, config: ConverterTrainConfig = ConverterTrainConfig(),
+                    train_actors: Sequence[int] | None = None, val_actors: Sequence[int] = (),
+                    audio: AudioConfig = AudioConfig(), cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> TrainedConverter:
+    """Train the contour converter on a parallel corpus (folder or manifest).
+
+    ``train_actors`` defaults to a manifest's ``train`` speakers, else every actor not in
+    ``val_actors``; the cepstral statistics come from the training actors only."""
+    table = load_corpus(data)
+    labels = corpus_labels(table)
+    if config.reference not in labels:
+        raise ValueError(f"{data}: no {config.reference} recordings to pair with (the corpus "
+                         f"has {', '.join(labels)})")
+    actors = {int(a) for a in table["actor"]}
+    val_actors = [int(a) for a in val_actors]
+    train_actors = sorted({int(a) for a in train_actors or manifest_actors(table, "train")
+                           or actors} - set(val_actors))
+    missing = sorted((set(train_actors) | set(val_actors)) - actors)
+    if missing:
+        raise ValueError(f"{data}: no recordings of actors {missing}")
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                   n_emotions=len(labels)))
+    parts = {}
+    for name, chosen in (("train", train_actors), ("val", val_actors)):
+        rows = table[table["actor"].isin(chosen)].reset_index(drop=True)
+        parts[name] = (rows, corpus_contours(rows, audio, cache_dir, progress))
+    stats = CepstralStats.fit(parts["train"][1])
+    sets = {name: contour_set(rows, clips, stats, labels, config.pairing, config.reference,
+                              progress) if len(rows) else None
+            for name, (rows, clips) in parts.items()}
+    model, history = fit_converter(sets["train"], config, sets["val"], progress)
+    used = table[table["actor"].isin([*train_actors, *val_actors])]
+    provenance = {"train_actors": train_actors, "val_actors": val_actors,
+                  "corpus": corpus_fingerprint(used, data), "labels": list(labels),
+                  "train_config": config.to_dict()}
+    return TrainedConverter(model, stats, tuple(labels), history, provenance)
+
+
+def save_converter(path: str | os.PathLike, trained: TrainedConverter,
+                   audio: AudioConfig = AudioConfig()) -> Path:
+    """Write a ``converter`` checkpoint (atomically)."""
+    return save_checkpoint(path, kind="converter", model_config=trained.model.config.to_dict(),
+                           state={"converter": trained.model.state_dict()}, audio=audio,
+                           labels=trained.labels,
+                           extra={"cepstral_stats": trained.stats.state_dict(),
+                                  "history": trained.history, **trained.data})
