@@ -10,9 +10,11 @@ import shutil
 import struct
 import threading
 import time
+import tracemalloc
 from dataclasses import asdict
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -30,6 +32,7 @@ from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  GeneratorConfig, UNetGenerator)
+from emogan_utils.world import EnvelopeEdit, WorldFrames, mel_gain_to_envelope
 
 from conftest import tone
 
@@ -488,4 +491,56 @@ def test_features_command_skips_bad_files_unless_strict(tiny_corpus, tmp_path, m
     assert report["files"] == 15 and report["skipped"] == [str(bad)]
     assert cli.main(["features", "--data", str(tiny_corpus), "--strict"]) == 2
     assert bad.name in capsys.readouterr().err
+
+
+# --- long clips -------------------------------------------------------------------------------
+
+def _dense_mapping(gain_db: np.ndarray, audio: AudioConfig, frames: WorldFrames) -> np.ndarray:
+    """The envelope gain by explicit (WORLD frames x mel frames) and (bins x mel bands)
+    interpolation matrices: what :func:`mel_gain_to_envelope` must equal, with no smoothing."""
+    def matrix(at, known):
+        return np.stack([np.interp(at, known, unit) for unit in np.eye(len(known))], axis=1)
+
+    gain = np.clip(gain_db * 1.0, -24.0, 24.0)
+    centres = librosa.mel_frequencies(audio.n_mels + 2, fmin=audio.f_min, fmax=audio.f_max)[1:-1]
+    bins = np.linspace(0.0, frames.sample_rate / 2, frames.envelope.shape[1])
+    mel_times = np.arange(gain.shape[1]) * audio.hop_length / audio.sample_rate
+    return 10.0 ** (matrix(frames.times, mel_times) @ gain.T @ matrix(bins, centres).T / 10.0)
+
+
+def _frames(n_frames: int, bins: int) -> WorldFrames:
+    """WORLD frames of ``n_frames`` 5 ms frames with ``bins`` envelope bins (values unused)."""
+    return WorldFrames(np.zeros(n_frames), np.ones((n_frames, bins)), np.ones((n_frames, bins)),
+                       CFG.sample_rate, 5.0)
+
+
+def test_the_envelope_mapping_equals_dense_interpolation_on_a_short_clip():
+    rng = np.random.default_rng(0)
+    frames = _frames(203, 65)  # WORLD's frames run past the last mel frame: the ends are held
+    gain = rng.uniform(-30, 30, (CFG.n_mels, 60))
+    edit = EnvelopeEdit(scale=1.0, n_cepstra=0)
+    np.testing.assert_allclose(mel_gain_to_envelope(gain, CFG, frames, edit),
+                               _dense_mapping(gain, CFG, frames), rtol=1e-10)
+
+
+def _mapping_peak(minutes: float) -> tuple[int, int]:
+    """Peak bytes traced while mapping a ``minutes``-long mel gain onto WORLD frames, and the
+    bytes a dense (WORLD frames x mel frames) float64 matrix would take."""
+    frames = _frames(int(minutes * 60 * 200), 33)
+    gain = np.zeros((CFG.n_mels, CFG.frames(int(minutes * 60 * CFG.sample_rate))))
+    tracemalloc.start()
+    try:
+        mapped = quickly(mel_gain_to_envelope, gain, CFG, frames, seconds=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mapped.shape == frames.envelope.shape
+    return peak, frames.n_frames * gain.shape[1] * 8
+
+
+def test_the_envelope_mapping_memory_grows_with_the_clip_not_the_frame_product():
+    short, _ = _mapping_peak(2.5)
+    long, dense = _mapping_peak(5.0)
+    assert long < 2.5 * short  # twice the length: twice the memory, not four times
+    assert long < dense / 100  # the dense matrix of a 5-minute clip: 9 GB
 
