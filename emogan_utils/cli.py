@@ -57,6 +57,25 @@ def _data_dir(value: str | None) -> Path:
     return default_corpus()
 
 
+def _cache() -> Path:
+    """The feature cache folder (under ``EMOGAN_WORK``); :class:`OutputError` unless it is, or
+    can be made, a writable folder."""
+    from emogan_utils import storage
+
+    cache = Paths.from_env().cache
+    storage.check_writable_folder(cache)
+    return cache
+
+
+def _checked_outputs(*paths: Path) -> None:
+    """:class:`OutputError` unless each of ``paths`` can be written as a file (before any
+    long work)."""
+    from emogan_utils import storage
+
+    for path in paths:
+        storage.check_output_file(path)
+
+
 def _print_json(obj: dict) -> None:
     """One line of strict JSON: NaN (no F0 in an unvoiced clip, no second take) becomes null."""
     print(json.dumps(_finite_or_none(obj), sort_keys=True, allow_nan=False))
@@ -101,9 +120,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.strict:
         feats, kept = extract_features(list(table["path"]), AudioConfig(),
-                                       Paths.from_env().cache), table
+                                       _cache()), table
     else:  # unusable files are left out with a warning, as evaluate-classifier does
-        feats, kept = corpus_features(table, AudioConfig(), Paths.from_env().cache)
+        feats, kept = corpus_features(table, AudioConfig(), _cache())
     skipped = sorted(set(map(str, table["path"])) - set(map(str, kept["path"])))
     _print_json({"files": len(kept), "skipped": skipped, "shape": list(feats.shape),
                  "seconds": round(time.perf_counter() - start, 2)})
@@ -146,6 +165,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils import distributed
     from emogan_utils.gan_training import GANTrainConfig, train_gan
 
+    _checked_outputs(Path(args.out))
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
@@ -155,7 +175,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_actors(args.actors) if args.actors else None,
                         val_actors=_actors(args.val_actors) if args.val_actors else (),
-                        cache_dir=Paths.from_env().cache, resume=args.resume)
+                        cache_dir=_cache(), resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
         distributed.stop()
         return 0
@@ -180,18 +200,48 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seen(extra: dict) -> set[int]:
+    """The actors a checkpoint's ``extra`` says its model trained or validated on."""
+    return {int(a) for key in ("train_actors", "val_actors") for a in extra.get(key, [])}
+
+
+def _actors_to_score(table, option: str | None, seen: dict[str, set[int]], data: Path
+                     ) -> tuple[list[int], list[int]]:
+    """The actors an evaluation scores, and those of them a model saw: ``option``'s, else every
+    actor of ``table`` that none of the models (``seen``: name -> actors) trained or validated
+    on. Warns on stderr, per model, about scored actors it saw."""
+    saw = set().union(*seen.values())
+    actors = _actors(option) if option else sorted(set(table["actor"]) - saw)
+    if not actors:
+        raise ValueError(f"{data}: every actor was used to train or validate "
+                         f"{' or '.join(seen)}; pass --actors to score some anyway (not "
+                         "speaker-independent), or train with --actors leaving some out")
+    for name, actors_seen in seen.items():
+        overlap = sorted(actors_seen & set(actors))
+        if overlap:
+            print(f"warning: actors {overlap} were used in training or validation of {name}; "
+                  "their scores are not speaker-independent", file=sys.stderr)
+    return actors, sorted(saw & set(actors))
+
+
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
     from emogan_utils.evaluate import evaluate_translation
     from emogan_utils.inference import Translator, classifier_judge, load_classifier
 
-    table = load_corpus(_data_dir(args.data))
-    table = table[table["actor"].isin(_actors(args.actors))]
+    data = _data_dir(args.data)
+    table = load_corpus(data)
     translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
-    judge = classifier_judge([load_classifier(c) for c in args.classifier],
-                             translator.audio.sample_rate, reference=table)
+    judges = [load_classifier(c) for c in args.classifier]
+    seen = {str(args.generator): _seen(translator.extra),
+            **{str(c.path): _seen(c.extra) for c in judges}}
+    actors, seen_scored = _actors_to_score(table, args.actors, seen, data)
+    table = table[table["actor"].isin(actors)]
+    if table.empty:
+        raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
+    judge = classifier_judge(judges, translator.audio.sample_rate, reference=table)
     result = evaluate_translation(translator, judge, table, source=args.source)
-    _print_json(result)
+    _print_json({**result, "actors": actors, "seen_in_training": seen_scored})
     return 0
 
 
@@ -208,13 +258,14 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                if v is not None}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
         **changes)
-    start = time.perf_counter()
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
+    _checked_outputs(out, run_state)
+    start = time.perf_counter()
     trained = train_classifier(_data_dir(args.data),
                                val_actors=_actors(args.val_actors) if args.val_actors else None,
                                train_actors=_actors(args.actors) if args.actors else None,
-                               config=config, cache_dir=Paths.from_env().cache,
+                               config=config, cache_dir=_cache(),
                                checkpoint=run_state, resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
         distributed.stop()
@@ -254,16 +305,13 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.checkpoint)
     data = _data_dir(args.data)
     table = load_corpus(data)
-    seen = {*classifier.extra.get("train_actors", []), *classifier.extra.get("val_actors", [])}
-    actors = _actors(args.actors) if args.actors else sorted(set(table["actor"]) - seen)
+    actors, seen_scored = _actors_to_score(table, args.actors,
+                                           {str(args.checkpoint): _seen(classifier.extra)}, data)
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
-    if seen & set(actors):
-        print(f"warning: actors {sorted(seen & set(actors))} were used in training or validation; "
-              "their scores are not speaker-independent", file=sys.stderr)
-    report = evaluate_classifier(classifier, table, Paths.from_env().cache)
-    report.update(checkpoint=str(args.checkpoint), seen_in_training=sorted(seen & set(actors)))
+    report = evaluate_classifier(classifier, table, _cache())
+    report.update(checkpoint=str(args.checkpoint), seen_in_training=seen_scored)
     _print_json(report)
     return 0
 
@@ -340,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier checkpoint(s), trained apart from the GAN: the judge "
                         "(several average their probabilities)")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
+    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all that neither "
+                                    "the GAN nor a judge trained or validated on)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
@@ -397,4 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (EmoganError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"emogan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file-system problem no check caught: one line, no traceback
+        print(f"emogan {args.command}: error: {err.filename or ''}: {err.strerror or err}",
+              file=sys.stderr)
         return 2

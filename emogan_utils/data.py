@@ -504,6 +504,19 @@ def manifest_actors(table: pd.DataFrame, part: str) -> list[int]:
     return sorted({int(a) for a in table.loc[table["split"] == part, "actor"]})
 
 
+def manifest_split(table: pd.DataFrame, val_actors: Sequence[int] | None,
+                   train_actors: Sequence[int] | None
+                   ) -> tuple[Sequence[int] | None, Sequence[int] | None]:
+    """The validation and training actors: those given, else a manifest's split (its
+    ``train`` speakers less the validation ones), else None."""
+    if val_actors is None and manifest_actors(table, "val"):
+        val_actors = manifest_actors(table, "val")
+    if train_actors is None and manifest_actors(table, "train"):
+        train_actors = [a for a in manifest_actors(table, "train")
+                        if a not in set(val_actors or ())]
+    return val_actors, train_actors
+
+
 def _by_gender(actors: Iterable[int], seed: int) -> tuple[list[int], list[int]]:
     rng = random.Random(seed)
     actors = sorted(set(actors))
