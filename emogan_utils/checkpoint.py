@@ -108,6 +108,15 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     return payload
 
 
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The kind of the emogan checkpoint at ``path`` (``"gan"``, ``"classifier"``, ...); None
+    if the file is not a readable one."""
+    try:
+        return load_checkpoint(path)["kind"]
+    except CheckpointError:
+        return None
+
+
 def check_labels(path: str | os.PathLike, labels: Sequence[str],
                  data_labels: Sequence[str]) -> None:
     """Raise :class:`CheckpointError` naming both sets if the data has emotions the checkpoint

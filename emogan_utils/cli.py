@@ -11,7 +11,9 @@ import dataclasses
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,13 +40,29 @@ def _show_library_messages() -> None:
         log.addHandler(_StderrHandler())
 
 
+MAX_ACTORS = 10_000
+"""The most actors one ``--actors`` option may name (RAVDESS has 24, the largest corpora a few
+thousand speakers)."""
+
+
 def _actors(text: str) -> list[int]:
-    """Parse '1,2,5-8' into [1, 2, 5, 6, 7, 8]."""
-    actors: list[int] = []
+    """Parse '1,2,5-8' into [1, 2, 5, 6, 7, 8]; ValueError for text that is not such a list,
+    a range running backwards, or more than :data:`MAX_ACTORS` actors, before any is listed."""
+    bounds: list[tuple[int, int]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         lo, _, hi = part.partition("-")
-        actors.extend(range(int(lo), int(hi or lo) + 1))
-    return actors
+        try:
+            bounds.append((int(lo), int(hi or lo)))
+        except ValueError:
+            raise ValueError(f"actors {text!r}: {part!r} is not an actor number or a range "
+                             "like 1-20") from None
+        if bounds[-1][1] < bounds[-1][0]:
+            raise ValueError(f"actors {text!r}: the range {part!r} runs backwards")
+    count = sum(hi - lo + 1 for lo, hi in bounds)
+    if count > MAX_ACTORS:
+        raise ValueError(f"actors {text!r}: {count} actors, more than the {MAX_ACTORS} a "
+                         "corpus can sensibly hold; name the actors of your corpus")
+    return [actor for lo, hi in bounds for actor in range(lo, hi + 1)]
 
 
 def _data_dir(value: str | None) -> Path:
@@ -74,6 +92,21 @@ def _checked_outputs(*paths: Path) -> None:
 
     for path in paths:
         storage.check_output_file(path)
+
+
+def _check_overwrite(path: Path, kind: str, force: bool) -> None:
+    """:class:`OutputError` if ``path`` is a file other than a ``kind`` checkpoint (another
+    kind of model, or not a checkpoint) and ``force`` is off: training would replace it."""
+    from emogan_utils.checkpoint import checkpoint_kind
+    from emogan_utils.storage import OutputError
+
+    if force or not path.is_file():
+        return
+    found = checkpoint_kind(path)
+    if found != kind:
+        what = f"a {found} checkpoint" if found else "not an emogan checkpoint"
+        raise OutputError(f"{path}: exists and is {what}; refusing to replace it with a {kind} "
+                          "checkpoint (choose another --out, or pass --force)")
 
 
 def _print_json(obj: dict) -> None:
@@ -148,15 +181,30 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (a scheduler ending the job): unwinds like Ctrl-C."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise _Terminated
+
+
 def _resumable(command):
-    """A training command that, stopped with Ctrl-C, says how to continue and exits 130."""
+    """A training command that, stopped with Ctrl-C or SIGTERM, says how to continue and
+    exits 130 or 143 (128 + the signal)."""
     def run(args: argparse.Namespace) -> int:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return command(args)
-        except KeyboardInterrupt:
-            print(f"emogan {args.command}: interrupted; every finished epoch is saved: run the "
+        except (KeyboardInterrupt, _Terminated) as stop:
+            how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
+            print(f"emogan {args.command}: {how}; every finished epoch is saved: run the "
                   "same command with --resume to continue", file=sys.stderr)
-            return 130
+            return 130 if isinstance(stop, KeyboardInterrupt) else 128 + signal.SIGTERM
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     return run
 
 
@@ -166,6 +214,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils.gan_training import GANTrainConfig, train_gan
 
     _checked_outputs(Path(args.out))
+    _check_overwrite(Path(args.out), "gan", args.force)
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
@@ -261,6 +310,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
     _checked_outputs(out, run_state)
+    _check_overwrite(out, "classifier", args.force)
     start = time.perf_counter()
     trained = train_classifier(_data_dir(args.data),
                                val_actors=_actors(args.val_actors) if args.val_actors else None,
@@ -290,11 +340,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     predictions = []
     for path in args.audio:  # each clip alone, as one file of an unknown speaker
-        probabilities = predict(path, classifier)
+        try:
+            probabilities = predict(path, classifier)
+        except (EmoganError, ValueError, OSError) as err:
+            if args.strict:
+                raise
+            print(f"emogan predict: {path}: skipped: {err}", file=sys.stderr)
+            predictions.append({"file": path, "error": str(err)})
+            continue
         predictions.append({"file": path, "emotion": max(probabilities, key=probabilities.get),
                             "probabilities": {k: round(v, 4) for k, v in probabilities.items()}})
     _print_json({"classifier": str(args.classifier), "predictions": predictions})
-    return 0
+    return 1 if any("error" in p for p in predictions) else 0
 
 
 def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
@@ -362,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
                         "how the speaker really sounds (default 1; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
@@ -418,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
     p.set_defaults(func=_cmd_train_classifier)
@@ -425,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
     p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unusable file, exit 2 (default: report its error "
+                        "beside the other files' results, exit 1)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate-classifier",

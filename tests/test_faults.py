@@ -185,3 +185,41 @@ def test_a_read_only_work_folder_is_refused_as_root_sees_it(tmp_path, monkeypatc
                      "--out", str(tmp_path / "m.pt")]) == 2
     err = error_line(capsys)
     assert str(work) in err and "is not writable" in err
+
+
+# --- SIGTERM -----------------------------------------------------------------------------------
+
+SLOW_TRAINING = """
+import sys, time
+from emogan_utils import cli, {module}
+
+def slow(*args, **kwargs):
+    print("training", flush=True)
+    time.sleep(60)
+
+{module}.{function} = slow
+raise SystemExit(cli.main(["{command}", "--data", sys.argv[1], "--out", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("command, module, function", [
+    ("train-classifier", "classifier_training", "train_classifier"),
+    ("train-gan", "gan_training", "train_gan")])
+def test_sigterm_during_training_says_how_to_resume_and_exits_143(tmp_path, command, module,
+                                                                  function):
+    script = SLOW_TRAINING.format(module=module, function=function, command=command)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), str(tmp_path / "m.pt")],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert process.stdout.readline().strip() == "training"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143
+    assert time.monotonic() - started < 10  # at once, not after the 60 s of "training"
+    assert f"emogan {command}: terminated (SIGTERM)" in err and "--resume" in err
+    assert "Traceback" not in err

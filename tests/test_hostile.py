@@ -699,3 +699,67 @@ def test_evaluate_translation_scores_unseen_actors_and_warns_about_seen_ones(
     assert f"actors [2] were used in training or validation of {classifier_path}" \
         in captured.err and f"of {gan}" not in captured.err
     assert json.loads(captured.out.splitlines()[-1])["seen_in_training"] == [2]
+
+
+# --- command-line batches, ranges and overwrites ----------------------------------------------
+
+def test_predict_reports_every_file_of_a_batch_with_a_bad_one(classifier_path, tmp_path,
+                                                              capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(200, 1.0, 16000, lead=0.2), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    assert cli.main(["predict", "--classifier", str(classifier_path), str(good), str(bad),
+                     str(good)]) == 1
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out.splitlines()[-1])["predictions"]
+    assert [p["file"] for p in predictions] == [str(good), str(bad), str(good)]
+    assert "emotion" in predictions[0] and predictions[0] == predictions[2]
+    assert "error" in predictions[1] and "emotion" not in predictions[1]
+    assert f"{bad}: skipped:" in captured.err and "Traceback" not in captured.err
+    assert cli.main(["predict", "--classifier", str(classifier_path), str(good)]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", "--strict", "--classifier", str(classifier_path), str(bad),
+                     str(good)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "bad.wav" in captured.err
+
+
+@pytest.mark.parametrize("actors, problem", [
+    ("1-1000000000", "1000000000 actors, more than the 10000"),
+    ("1-6000,7000-12000", "11001 actors, more than the 10000"),
+    ("20-1", "runs backwards"),
+    ("1,x", "'x' is not an actor number")])
+def test_impossible_actor_lists_are_refused_before_anything_is_listed(
+        tmp_path, capsys, actors, problem):
+    assert quickly(cli.main, ["train-gan", "--data", str(tmp_path), "--out",
+                              str(tmp_path / "gan.pt"), "--actors", actors], seconds=5) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err
+
+
+def test_training_refuses_to_replace_another_kind_of_file_without_force(
+        classifier_path, generator_path, tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(classifier_training, "train_classifier",
+                        lambda *args, **kwargs: trained.append(1) or pytest.fail("trained"))
+    monkeypatch.setattr(gan_training, "train_gan", lambda *args, **kwargs: trained.append(1))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    gan = tmp_path / "gan.pt"
+    shutil.copy(generator_path, gan)
+    for command, out, what in (("train-classifier", gan, "a gan checkpoint"),
+                               ("train-gan", notes, "not an emogan checkpoint"),
+                               ("train-gan", classifier_path, "a classifier checkpoint")):
+        before = out.read_bytes()
+        assert cli.main([command, "--data", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: exists and is {what}" in err and "--force" in err
+        assert out.read_bytes() == before
+    assert trained == []
+    # the same kind is replaced (a new run), and --force replaces anything
+    monkeypatch.setattr(gan_training, "train_gan",
+                        lambda *args, **kwargs: trained.append(1) or {"loss_g": [0.5]})
+    assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(gan)]) == 0
+    assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(notes), "--force"]) == 0
+    assert trained == [1, 1]
