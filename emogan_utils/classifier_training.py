@@ -22,8 +22,9 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors, manifest_split, split_actors)
+from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, load_corpus,
+                               manifest_actors, manifest_split, split_actors,
+                               training_labels)
 from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import check_finite, classifier_loss
@@ -292,7 +293,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     same actors, recordings and label set.
     """
     table = load_corpus(data)
-    labels = corpus_labels(table)
+    labels = training_labels(table, data)
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())
     val_actors, train_actors = manifest_split(table, val_actors, train_actors)

@@ -298,6 +298,16 @@ def corpus_labels(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(pairs["emotion"])
 
 
+def training_labels(table: pd.DataFrame, data: str | os.PathLike) -> tuple[str, ...]:
+    """:func:`corpus_labels` of a corpus to train on; ValueError naming ``data`` if its
+    recordings hold fewer than two emotions (nothing to tell apart or convert between)."""
+    present = sorted(set(table["emotion"]))
+    if len(present) < 2:
+        raise ValueError(f"{data}: the recordings hold {len(present)} emotion(s) "
+                         f"({', '.join(present) or 'none'}); training needs at least two")
+    return corpus_labels(table)
+
+
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """The corpus table of a manifest CSV: ``path, speaker, emotion, utterance`` and optional
     ``repetition, intensity, gender, split`` columns, one row per recording.

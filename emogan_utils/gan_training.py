@@ -19,8 +19,8 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors, manifest_split)
+from emogan_utils.data import (EMOTIONS, corpus_fingerprint, load_corpus,
+                               manifest_actors, manifest_split, training_labels)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -303,7 +303,7 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     training actors only and saved in the checkpoint.
     """
     table = load_corpus(data)
-    labels = corpus_labels(table)
+    labels = training_labels(table, data)
     distributed.start(pick_device(config.device))
     progress = progress and distributed.is_main()
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),

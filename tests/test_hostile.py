@@ -763,3 +763,17 @@ def test_training_refuses_to_replace_another_kind_of_file_without_force(
     assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(gan)]) == 0
     assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(notes), "--force"]) == 0
     assert trained == [1, 1]
+
+
+# --- manifest content -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("train", [
+    lambda data, tmp: train_classifier(data, val_actors=[2], config=ONE_EPOCH),
+    lambda data, tmp: train_gan(data, tmp / "gan.pt", TINY_GAN, progress=False)])
+def test_a_one_emotion_corpus_is_refused_before_training(tiny_corpus, tmp_path, train):
+    table = load_corpus(tiny_corpus)
+    manifest = write_manifest(table[table["emotion"] == "angry"], tmp_path / "angry.csv")
+    with pytest.raises(ValueError, match=r"angry.csv: the recordings hold 1 emotion\(s\) "
+                                         r"\(angry\); training needs at least two"):
+        quickly(train, manifest, tmp_path, seconds=5)
+    assert not (tmp_path / "gan.pt").exists()
