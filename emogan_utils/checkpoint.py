@@ -10,11 +10,13 @@ training run's checkpoint also keeps its settings and data in ``extra``, and
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import pickle
 import re
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -28,6 +30,9 @@ FORMAT_VERSION = 1
 FIELDS = {"kind": str, "model_config": dict, "state": dict, "audio": dict, "extra": dict}
 """The entries every checkpoint holds, and their types."""
 Config = TypeVar("Config")
+SIZE_FLOOR = 1024
+"""Integer sizes in a model configuration up to this pass without a tensor that large: laying
+out a network that big on the ``meta`` device takes well under a second."""
 
 
 class CheckpointError(EmoganError):
@@ -42,6 +47,10 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_config: dict[st
     """Write a checkpoint atomically; returns its path. ``labels`` are the emotions of the
     model's outputs (or conditioning), in order: the corpus's label set."""
     path = Path(path)
+    bad = non_finite(state)
+    if bad is not None:
+        raise CheckpointError(f"{path}: not saved: {bad} holds NaN or infinite values (training "
+                              "diverged); the file was left as it was")
     payload = {
         "format": FORMAT_VERSION,
         "kind": kind,
@@ -52,8 +61,9 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_config: dict[st
         "labels": list(labels),
         "extra": dict(extra or {}),
     }
-    with storage.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    storage.write_bytes(path, buffer.getbuffer())
     storage.remove_stale(storage.stale_temps(path))  # left by saves that were killed
     return path
 
@@ -98,6 +108,15 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     return payload
 
 
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The kind of the emogan checkpoint at ``path`` (``"gan"``, ``"classifier"``, ...); None
+    if the file is not a readable one."""
+    try:
+        return load_checkpoint(path)["kind"]
+    except CheckpointError:
+        return None
+
+
 def check_labels(path: str | os.PathLike, labels: Sequence[str],
                  data_labels: Sequence[str]) -> None:
     """Raise :class:`CheckpointError` naming both sets if the data has emotions the checkpoint
@@ -134,16 +153,78 @@ def build_config(path: str | os.PathLike, cls: type[Config], values: Any) -> Con
                               f"{err})") from err
 
 
+def build_model(path: str | os.PathLike, make: Callable[[Config], torch.nn.Module],
+                cls: type[Config], values: Any, state: dict, name: str) -> torch.nn.Module:
+    """The network ``make(config)`` with the weights ``state[name]``, ``config`` the ``cls``
+    dataclass of the checkpoint's ``values``; :class:`CheckpointError` naming ``path`` unless
+    the configuration fits the tensors the checkpoint holds.
+
+    No configuration is trusted: its integer sizes are first bounded by the state's tensor
+    count and largest dimension (or :data:`SIZE_FLOOR`, as a size need not be a dimension:
+    the mel bins of a convolution), then the network is laid out on the ``meta`` device (no
+    memory) and its tensor names and shapes compared with the state's, before any weight is
+    allocated."""
+    config = build_config(path, cls, values)
+    weights = state.get(name)
+    if not isinstance(weights, dict) or not weights \
+            or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (no {name!r} state)")
+    largest = max(max(t.shape, default=1) for t in weights.values())
+    limit = max(len(weights), largest, SIZE_FLOOR)
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= limit:
+            raise CheckpointError(f"{path}: not a readable emogan checkpoint ({cls.__name__}."
+                                  f"{field.name} = {value} cannot fit its {len(weights)} "
+                                  f"{name!r} tensors, the largest dimension {largest})")
+    try:
+        with torch.device("meta"):
+            layout = {k: tuple(t.shape) for k, t in make(config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({cls.__name__}: "
+                              f"{err})") from err
+    found = {k: tuple(t.shape) for k, t in weights.items()}
+    if layout != found:
+        key = next(k for k in sorted({*layout, *found}) if layout.get(k) != found.get(k))
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (its model_config "
+                              f"does not match its {name!r} weights: {key} is "
+                              f"{found.get(key, 'missing')}, the configuration makes it "
+                              f"{layout.get(key, 'absent')})")
+    model = make(config)
+    load_weights(path, model, state, name)
+    return model
+
+
 def load_weights(path: str | os.PathLike, module: Any, state: dict, name: str) -> None:
     """Load ``state[name]`` into ``module`` (a network, optimiser or scheduler);
     :class:`CheckpointError` naming ``path`` if it is missing or does not fit."""
     if not isinstance(state.get(name), dict):
         raise CheckpointError(f"{path}: not a readable emogan checkpoint (no {name!r} state)")
+    bad = non_finite(state[name], name)
+    if bad is not None:
+        raise CheckpointError(f"{path}: unusable checkpoint: {bad} holds NaN or infinite "
+                              "values (its training diverged)")
     try:
         module.load_state_dict(state[name])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: not a readable emogan checkpoint ({name!r} state does "
                               f"not fit: {err})") from err
+
+
+def non_finite(state: Any, name: str = "state") -> str | None:
+    """The dotted name of the first floating-point tensor in ``state`` (nested dicts, lists
+    and tuples) with a NaN or infinite value; None if there is none. Plain floats are not
+    looked at: a scheduler's state holds ``inf`` as its best loss before the first epoch."""
+    if isinstance(state, torch.Tensor):
+        finite = not state.is_floating_point() or bool(torch.isfinite(state).all())
+        return None if finite else name
+    items = (state.items() if isinstance(state, dict)
+             else enumerate(state) if isinstance(state, (list, tuple)) else ())
+    for key, value in items:
+        found = non_finite(value, f"{name}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 # --- resuming an interrupted training run

@@ -21,11 +21,13 @@ from tqdm.auto import tqdm
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, save_checkpoint)
-from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors, split_actors)
+from emogan_utils.config import check_settings
+from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, load_corpus,
+                               manifest_actors, manifest_split, split_actors,
+                               training_labels)
 from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
-from emogan_utils.losses import classifier_loss
+from emogan_utils.losses import check_finite, classifier_loss
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
                                  batched_logits)
 from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device, random_state,
@@ -79,6 +81,11 @@ class ClassifierTrainConfig:
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def __post_init__(self) -> None:
+        check_settings({"epochs": (self.epochs, 1), "batch_size": (self.batch_size, 2),
+                        "lr": (self.lr, 1e-12), "weight_decay": (self.weight_decay, 0),
+                        "mixup": (self.mixup, 0), "label_smoothing": (self.label_smoothing, 0),
+                        "speaker_adversary": (self.speaker_adversary, 0)},
+                       "classifier training: ")
         if self.norm_mode not in NORM_MODES:
             raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {self.norm_mode!r}")
         if not self.speeds or 1.0 not in self.speeds or min(self.speeds) <= 0:
@@ -228,6 +235,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            check_finite({"training": loss.item()}, epoch,
+                         checkpoint if checkpoint is not None and epoch > 1 else None)
             total_loss += loss.item() * len(index)
             correct += (logits.argmax(1) == y).sum().item()
         total_loss, correct, seen = distributed.sum_over_ranks(
@@ -284,11 +293,15 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     same actors, recordings and label set.
     """
     table = load_corpus(data)
-    labels = corpus_labels(table)
+    labels = training_labels(table, data)
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())
-    val_actors, train_actors = _manifest_split(table, val_actors, train_actors)
+    val_actors, train_actors = manifest_split(table, val_actors, train_actors)
     if val_actors is None:
+        if len(actors) < 3:
+            raise ValueError(f"{data}: {len(actors)} actor(s) ({actors}), too few to hold two "
+                             "out for validation and still train; name the validation actors "
+                             "(--val-actors), or use a corpus with more speakers")
         val_actors = split_actors(actors, n_val=2, n_test=0, seed=config.seed).val
     if train_actors is None:
         train_actors = [a for a in actors if a not in set(val_actors)
@@ -365,18 +378,6 @@ def _member_run(checkpoint: str | os.PathLike | None, member: int) -> Path | Non
     if checkpoint is None or member == 0:
         return checkpoint
     return Path(checkpoint).with_name(f"{Path(checkpoint).name}.member{member}")
-
-
-def _manifest_split(table: pd.DataFrame, val_actors: Sequence[int] | None,
-                    train_actors: Sequence[int] | None
-                    ) -> tuple[Sequence[int] | None, Sequence[int] | None]:
-    """The validation and training actors: those given, else a manifest's split, else None."""
-    if val_actors is None and manifest_actors(table, "val"):
-        val_actors = manifest_actors(table, "val")
-    if train_actors is None and manifest_actors(table, "train"):
-        train_actors = [a for a in manifest_actors(table, "train")
-                        if a not in set(val_actors or ())]
-    return val_actors, train_actors
 
 
 def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,

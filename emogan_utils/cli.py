@@ -11,7 +11,9 @@ import dataclasses
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,13 +40,29 @@ def _show_library_messages() -> None:
         log.addHandler(_StderrHandler())
 
 
+MAX_ACTORS = 10_000
+"""The most actors one ``--actors`` option may name (RAVDESS has 24, the largest corpora a few
+thousand speakers)."""
+
+
 def _actors(text: str) -> list[int]:
-    """Parse '1,2,5-8' into [1, 2, 5, 6, 7, 8]."""
-    actors: list[int] = []
+    """Parse '1,2,5-8' into [1, 2, 5, 6, 7, 8]; ValueError for text that is not such a list,
+    a range running backwards, or more than :data:`MAX_ACTORS` actors, before any is listed."""
+    bounds: list[tuple[int, int]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         lo, _, hi = part.partition("-")
-        actors.extend(range(int(lo), int(hi or lo) + 1))
-    return actors
+        try:
+            bounds.append((int(lo), int(hi or lo)))
+        except ValueError:
+            raise ValueError(f"actors {text!r}: {part!r} is not an actor number or a range "
+                             "like 1-20") from None
+        if bounds[-1][1] < bounds[-1][0]:
+            raise ValueError(f"actors {text!r}: the range {part!r} runs backwards")
+    count = sum(hi - lo + 1 for lo, hi in bounds)
+    if count > MAX_ACTORS:
+        raise ValueError(f"actors {text!r}: {count} actors, more than the {MAX_ACTORS} a "
+                         "corpus can sensibly hold; name the actors of your corpus")
+    return [actor for lo, hi in bounds for actor in range(lo, hi + 1)]
 
 
 def _data_dir(value: str | None) -> Path:
@@ -55,6 +73,40 @@ def _data_dir(value: str | None) -> Path:
     from emogan_utils.synth import default_corpus
 
     return default_corpus()
+
+
+def _cache() -> Path:
+    """The feature cache folder (under ``EMOGAN_WORK``); :class:`OutputError` unless it is, or
+    can be made, a writable folder."""
+    from emogan_utils import storage
+
+    cache = Paths.from_env().cache
+    storage.check_writable_folder(cache)
+    return cache
+
+
+def _checked_outputs(*paths: Path) -> None:
+    """:class:`OutputError` unless each of ``paths`` can be written as a file (before any
+    long work)."""
+    from emogan_utils import storage
+
+    for path in paths:
+        storage.check_output_file(path)
+
+
+def _check_overwrite(path: Path, kind: str, force: bool) -> None:
+    """:class:`OutputError` if ``path`` is a file other than a ``kind`` checkpoint (another
+    kind of model, or not a checkpoint) and ``force`` is off: training would replace it."""
+    from emogan_utils.checkpoint import checkpoint_kind
+    from emogan_utils.storage import OutputError
+
+    if force or not path.is_file():
+        return
+    found = checkpoint_kind(path)
+    if found != kind:
+        what = f"a {found} checkpoint" if found else "not an emogan checkpoint"
+        raise OutputError(f"{path}: exists and is {what}; refusing to replace it with a {kind} "
+                          "checkpoint (choose another --out, or pass --force)")
 
 
 def _print_json(obj: dict) -> None:
@@ -101,9 +153,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.strict:
         feats, kept = extract_features(list(table["path"]), AudioConfig(),
-                                       Paths.from_env().cache), table
+                                       _cache()), table
     else:  # unusable files are left out with a warning, as evaluate-classifier does
-        feats, kept = corpus_features(table, AudioConfig(), Paths.from_env().cache)
+        feats, kept = corpus_features(table, AudioConfig(), _cache())
     skipped = sorted(set(map(str, table["path"])) - set(map(str, kept["path"])))
     _print_json({"files": len(kept), "skipped": skipped, "shape": list(feats.shape),
                  "seconds": round(time.perf_counter() - start, 2)})
@@ -129,15 +181,30 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (a scheduler ending the job): unwinds like Ctrl-C."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise _Terminated
+
+
 def _resumable(command):
-    """A training command that, stopped with Ctrl-C, says how to continue and exits 130."""
+    """A training command that, stopped with Ctrl-C or SIGTERM, says how to continue and
+    exits 130 or 143 (128 + the signal)."""
     def run(args: argparse.Namespace) -> int:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return command(args)
-        except KeyboardInterrupt:
-            print(f"emogan {args.command}: interrupted; every finished epoch is saved: run the "
+        except (KeyboardInterrupt, _Terminated) as stop:
+            how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
+            print(f"emogan {args.command}: {how}; every finished epoch is saved: run the "
                   "same command with --resume to continue", file=sys.stderr)
-            return 130
+            return 130 if isinstance(stop, KeyboardInterrupt) else 128 + signal.SIGTERM
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     return run
 
 
@@ -146,6 +213,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils import distributed
     from emogan_utils.gan_training import GANTrainConfig, train_gan
 
+    _checked_outputs(Path(args.out))
+    _check_overwrite(Path(args.out), "gan", args.force)
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
@@ -155,7 +224,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_actors(args.actors) if args.actors else None,
                         val_actors=_actors(args.val_actors) if args.val_actors else (),
-                        cache_dir=Paths.from_env().cache, resume=args.resume)
+                        cache_dir=_cache(), resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
         distributed.stop()
         return 0
@@ -192,19 +261,48 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seen(extra: dict) -> set[int]:
+    """The actors a checkpoint's ``extra`` says its model trained or validated on."""
+    return {int(a) for key in ("train_actors", "val_actors") for a in extra.get(key, [])}
+
+
+def _actors_to_score(table, option: str | None, seen: dict[str, set[int]], data: Path
+                     ) -> tuple[list[int], list[int]]:
+    """The actors an evaluation scores, and those of them a model saw: ``option``'s, else every
+    actor of ``table`` that none of the models (``seen``: name -> actors) trained or validated
+    on. Warns on stderr, per model, about scored actors it saw."""
+    saw = set().union(*seen.values())
+    actors = _actors(option) if option else sorted(set(table["actor"]) - saw)
+    if not actors:
+        raise ValueError(f"{data}: every actor was used to train or validate "
+                         f"{' or '.join(seen)}; pass --actors to score some anyway (not "
+                         "speaker-independent), or train with --actors leaving some out")
+    for name, actors_seen in seen.items():
+        overlap = sorted(actors_seen & set(actors))
+        if overlap:
+            print(f"warning: actors {overlap} were used in training or validation of {name}; "
+                  "their scores are not speaker-independent", file=sys.stderr)
+    return actors, sorted(saw & set(actors))
+
+
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     from emogan_utils.data import load_corpus
     from emogan_utils.evaluate import (classifier_judge, egemaps_judge, evaluate_translation,
                                        fit_egemaps_judge)
     from emogan_utils.inference import load_classifier
 
-    corpus = load_corpus(_data_dir(args.data))
-    actors = _actors(args.actors)
-    table = corpus[corpus["actor"].isin(actors)]
+    data = _data_dir(args.data)
+    corpus = load_corpus(data)
     translator = _translator(args)
+    classifiers = [load_classifier(c) for c in args.classifier]
+    seen = {str(translator.path): _seen(translator.extra),
+            **{str(c.path): _seen(c.extra) for c in classifiers}}
+    actors, seen_scored = _actors_to_score(corpus, args.actors, seen, data)
+    table = corpus[corpus["actor"].isin(actors)]
+    if table.empty:
+        raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
     rate, cache = translator.audio.sample_rate, Paths.from_env().cache / "egemaps"
-    judges = {"classifier": classifier_judge([load_classifier(c) for c in args.classifier],
-                                             rate, reference=table)}
+    judges = {"classifier": classifier_judge(classifiers, rate, reference=table)}
     judge_actors = (_actors(args.egemaps_actors) if args.egemaps_actors
                     else sorted(set(corpus["actor"]) - set(actors)))
     judge_table = corpus[corpus["actor"].isin(judge_actors)]
@@ -215,7 +313,7 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
         print("warning: no actors left to train the eGeMAPS judge on (pass --egemaps-actors); "
               "only the classifier judges", file=sys.stderr)
     result = evaluate_translation(translator, judges, table, source=args.source)
-    _print_json(result)
+    _print_json({**result, "actors": actors, "seen_in_training": seen_scored})
     return 0
 
 
@@ -252,13 +350,15 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                if v is not None}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
         **changes)
-    start = time.perf_counter()
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
+    _checked_outputs(out, run_state)
+    _check_overwrite(out, "classifier", args.force)
+    start = time.perf_counter()
     trained = train_classifier(_data_dir(args.data),
                                val_actors=_actors(args.val_actors) if args.val_actors else None,
                                train_actors=_actors(args.actors) if args.actors else None,
-                               config=config, cache_dir=Paths.from_env().cache,
+                               config=config, cache_dir=_cache(),
                                checkpoint=run_state, resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
         distributed.stop()
@@ -283,11 +383,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier)
     predictions = []
     for path in args.audio:  # each clip alone, as one file of an unknown speaker
-        probabilities = predict(path, classifier)
+        try:
+            probabilities = predict(path, classifier)
+        except (EmoganError, ValueError, OSError) as err:
+            if args.strict:
+                raise
+            print(f"emogan predict: {path}: skipped: {err}", file=sys.stderr)
+            predictions.append({"file": path, "error": str(err)})
+            continue
         predictions.append({"file": path, "emotion": max(probabilities, key=probabilities.get),
                             "probabilities": {k: round(v, 4) for k, v in probabilities.items()}})
     _print_json({"classifier": str(args.classifier), "predictions": predictions})
-    return 0
+    return 1 if any("error" in p for p in predictions) else 0
 
 
 def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
@@ -298,16 +405,13 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.checkpoint)
     data = _data_dir(args.data)
     table = load_corpus(data)
-    seen = {*classifier.extra.get("train_actors", []), *classifier.extra.get("val_actors", [])}
-    actors = _actors(args.actors) if args.actors else sorted(set(table["actor"]) - seen)
+    actors, seen_scored = _actors_to_score(table, args.actors,
+                                           {str(args.checkpoint): _seen(classifier.extra)}, data)
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
-    if seen & set(actors):
-        print(f"warning: actors {sorted(seen & set(actors))} were used in training or validation; "
-              "their scores are not speaker-independent", file=sys.stderr)
-    report = evaluate_classifier(classifier, table, Paths.from_env().cache)
-    report.update(checkpoint=str(args.checkpoint), seen_in_training=sorted(seen & set(actors)))
+    report = evaluate_classifier(classifier, table, _cache())
+    report.update(checkpoint=str(args.checkpoint), seen_in_training=seen_scored)
     _print_json(report)
     return 0
 
@@ -365,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
                         "how the speaker really sounds (default 1; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
@@ -405,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="actors of --data the eGeMAPS judge trains on (default: every actor "
                         "not evaluated)")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
+    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all that neither "
+                                    "the GAN nor a judge trained or validated on)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
@@ -434,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
     p.set_defaults(func=_cmd_train_classifier)
@@ -441,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
     p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unusable file, exit 2 (default: report its error "
+                        "beside the other files' results, exit 1)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate-classifier",
@@ -462,4 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (EmoganError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"emogan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file-system problem no check caught: one line, no traceback
+        print(f"emogan {args.command}: error: {err.filename or ''}: {err.strerror or err}",
+              file=sys.stderr)
         return 2

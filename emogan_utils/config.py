@@ -7,6 +7,7 @@ caches and checkpoints, ``EMOGAN_FIGURES`` the figures the notebooks save.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,14 @@ class Paths:
         work = Path(os.environ.get("EMOGAN_WORK") or root / "data").expanduser()
         figures = Path(os.environ.get("EMOGAN_FIGURES") or root / "SampleImages").expanduser()
         return cls(root=root, data=data, work=work, figures=figures)
+
+
+def check_settings(minimums: dict[str, tuple[float, float]], owner: str = "") -> None:
+    """Raise ``ValueError`` naming the first setting that is not a finite number at least as
+    large as its minimum: ``minimums`` maps each name to ``(value, minimum)``. NaN and
+    infinities never pass (an infinite loss weight turns every loss into NaN)."""
+    for name, (value, minimum) in minimums.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < minimum:
+            raise ValueError(f"{owner}{name} must be a finite number >= {minimum:g}, "
+                             f"got {value!r}")

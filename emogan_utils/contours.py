@@ -138,18 +138,9 @@ def clip_contours(wave: np.ndarray, sample_rate: int, config: WorldConfig = CONT
         return contours(analyze(wave, sample_rate, config))
     samples = np.ascontiguousarray(wave, np.float32)
     key = hashlib.sha1(samples.tobytes() + repr((sample_rate, config, N_CEPSTRA)).encode())
-    path = Path(cache_dir) / f"{key.hexdigest()}.npy"
-    if path.is_file():
-        try:
-            return Contours.unstacked(np.load(path, allow_pickle=False))
-        except (OSError, ValueError):
-            pass  # a damaged entry is recomputed and replaced
-    found = contours(analyze(samples, sample_rate, config))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, found.stacked(), allow_pickle=False)
-    return found
+    return Contours.unstacked(storage.cached_npy(
+        Path(cache_dir) / f"{key.hexdigest()}.npy",
+        lambda: contours(analyze(samples, sample_rate, config)).stacked()))
 
 
 # --- the converter's inputs and outputs

@@ -298,6 +298,16 @@ def corpus_labels(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(pairs["emotion"])
 
 
+def training_labels(table: pd.DataFrame, data: str | os.PathLike) -> tuple[str, ...]:
+    """:func:`corpus_labels` of a corpus to train on; ValueError naming ``data`` if its
+    recordings hold fewer than two emotions (nothing to tell apart or convert between)."""
+    present = sorted(set(table["emotion"]))
+    if len(present) < 2:
+        raise ValueError(f"{data}: the recordings hold {len(present)} emotion(s) "
+                         f"({', '.join(present) or 'none'}); training needs at least two")
+    return corpus_labels(table)
+
+
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """The corpus table of a manifest CSV: ``path, speaker, emotion, utterance`` and optional
     ``repetition, intensity, gender, split`` columns, one row per recording.
@@ -502,6 +512,19 @@ class Split:
 def manifest_actors(table: pd.DataFrame, part: str) -> list[int]:
     """The actors a manifest puts in ``part`` ('train', 'val' or 'test')."""
     return sorted({int(a) for a in table.loc[table["split"] == part, "actor"]})
+
+
+def manifest_split(table: pd.DataFrame, val_actors: Sequence[int] | None,
+                   train_actors: Sequence[int] | None
+                   ) -> tuple[Sequence[int] | None, Sequence[int] | None]:
+    """The validation and training actors: those given, else a manifest's split (its
+    ``train`` speakers less the validation ones), else None."""
+    if val_actors is None and manifest_actors(table, "val"):
+        val_actors = manifest_actors(table, "val")
+    if train_actors is None and manifest_actors(table, "train"):
+        train_actors = [a for a in manifest_actors(table, "train")
+                        if a not in set(val_actors or ())]
+    return val_actors, train_actors
 
 
 def _by_gender(actors: Iterable[int], seed: int) -> tuple[list[int], list[int]]:

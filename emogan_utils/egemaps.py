@@ -70,20 +70,8 @@ def _cached(wave: np.ndarray, sample_rate: int, cache_dir: str | os.PathLike | N
         return egemaps(wave, sample_rate)
     key = hashlib.sha1(np.ascontiguousarray(wave, np.float32).tobytes()
                        + f"egemaps-v02:{sample_rate}:{TRIM_DB}".encode()).hexdigest()
-    path = Path(cache_dir) / f"{key}.npy"
-    if path.is_file():
-        try:
-            values = np.load(path, allow_pickle=False)
-            if values.shape == (N_FUNCTIONALS,):
-                return values
-        except (OSError, ValueError):
-            pass  # a damaged entry is recomputed and replaced
-    values = egemaps(wave, sample_rate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, values, allow_pickle=False)
-    return values
+    return storage.cached_npy(Path(cache_dir) / f"{key}.npy",
+                              lambda: egemaps(wave, sample_rate), (N_FUNCTIONALS,))
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, save_checkpoint)
-from emogan_utils.data import (EMOTIONS, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors)
+from emogan_utils.config import check_settings
+from emogan_utils.data import (EMOTIONS, corpus_fingerprint, load_corpus,
+                               manifest_actors, manifest_split, training_labels)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
-from emogan_utils.losses import lsgan_loss, paired_l1
+from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
                                  UNetGenerator, emotion_code)
 from emogan_utils.pairs import ParallelSet, parallel_set
@@ -77,6 +78,14 @@ class GANTrainConfig:
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
 
     def __post_init__(self) -> None:
+        tiny = 1e-12  # learning rates must be positive
+        check_settings({"epochs": (self.epochs, 1), "batch_size": (self.batch_size, 1),
+                        "pairs_per_epoch": (self.pairs_per_epoch or 1, 1),
+                        "lr_g": (self.lr_g, tiny), "lr_d": (self.lr_d, tiny),
+                        "lr_final": (self.lr_final, 0), "weight_decay": (self.weight_decay, 0),
+                        **{name: (getattr(self, name), 0) for name in
+                           ("w_adv", "w_cls", "w_cycle", "w_identity", "w_paired")}},
+                       "GAN training: ")
         if self.paired_cepstra is not None and not 1 <= self.paired_cepstra <= self.generator.n_mels:
             raise ValueError(f"paired_cepstra must be None or 1..{self.generator.n_mels}, "
                              f"got {self.paired_cepstra}")
@@ -254,6 +263,7 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
         for index in bar:
             losses = gan_step(parts, train.batch(index, config.crop_frames, data_rng), config,
                               dtype, (g_net, d_net))
+            check_finite(losses, epoch + 1, checkpoint if epoch > 0 else None)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
             # refresh=False: a forced redraw per step floods a notebook's output channel
@@ -285,25 +295,31 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
     pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
-    ``train_actors`` defaults to a manifest's ``train`` speakers, else every actor not in
-    ``val_actors``. The range normaliser and
+    ``val_actors`` defaults to a manifest's ``val`` speakers; ``train_actors`` to its ``train``
+    speakers, else every actor neither in ``val_actors`` nor a manifest's ``test`` speakers.
+    The range normaliser and
     each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
     after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
     training actors only and saved in the checkpoint.
     """
     table = load_corpus(data)
-    labels = corpus_labels(table)
+    labels = training_labels(table, data)
     distributed.start(pick_device(config.device))
     progress = progress and distributed.is_main()
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
-    val_actors = [int(a) for a in val_actors]
-    train_actors = sorted({int(a) for a in train_actors or manifest_actors(table, "train")
-                           or actors} - set(val_actors))
+    given_val, given_train = manifest_split(table, list(val_actors) or None, train_actors)
+    val_actors = [int(a) for a in given_val or ()]
+    held_out = set(val_actors) | set(manifest_actors(table, "test"))
+    train_actors = sorted({int(a) for a in given_train or actors} - held_out)
     missing = sorted((set(train_actors) | set(val_actors)) - actors)
     if missing:
         raise ValueError(f"{data}: no recordings of actors {missing}")
+    if not train_actors:
+        raise ValueError(f"{data}: no actors left to train on: the corpus has actors "
+                         f"{sorted(actors)}, all held out for validation or test; hold out "
+                         "fewer (--val-actors)")
     parts = {}
     distributed.others_wait()  # rank 0 extracts the features first; the others read its cache
     for name, chosen in (("train", train_actors), ("val", val_actors)):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emogan_utils.checkpoint import CheckpointError, build_config, load_checkpoint, load_weights
+from emogan_utils.checkpoint import CheckpointError, build_model, load_checkpoint
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
 from emogan_utils.data import EMOTIONS, emotion_name
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, load_audio, prepare_waveform,
@@ -84,16 +84,25 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     model, or an ensemble of them (``extra["ensemble"]`` members) averaged."""
     payload = load_checkpoint(path, kind="classifier", audio=audio)
     device = pick_device(str(device) if device is not None else None)
-    config = build_config(path, ClassifierConfig, payload["model_config"])
     extra = payload["extra"]
     members, prosody = extra.get("ensemble", 1), extra.get("prosody", False)
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1 \
-            or not isinstance(prosody, bool):
+    weights = payload["state"].get("model")
+    tensors = len(weights) if isinstance(weights, dict) else 1  # each member has some
+    if isinstance(members, bool) or not isinstance(members, int) \
+            or not 1 <= members <= max(tensors, 1) or not isinstance(prosody, bool):
         raise CheckpointError(f"{path}: not a readable emogan checkpoint (ensemble {members!r}, "
                               f"prosody {prosody!r})")
-    model = (EmotionClassifier(config) if members == 1 else
-             EnsembleClassifier([EmotionClassifier(config) for _ in range(members)]))
-    load_weights(path, model, payload["state"], "model")
+
+    def make(config: ClassifierConfig) -> torch.nn.Module:
+        return (EmotionClassifier(config) if members == 1 else
+                EnsembleClassifier([EmotionClassifier(config) for _ in range(members)]))
+
+    model = build_model(path, make, ClassifierConfig, payload["model_config"], payload["state"],
+                        "model")
+    config = model.config
+    if config.n_classes != len(payload["labels"]):
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({config.n_classes} "
+                              f"outputs but {len(payload['labels'])} emotion labels)")
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
                       extra.get("norm_mode", "global"), device, Path(path), extra,
                       tuple(payload["labels"]), prosody)
@@ -176,6 +185,8 @@ class Translator:
         self.path = Path(checkpoint)
         self.audio: AudioConfig = payload["audio"]
         self.normalizer: Normalizer = payload["normalizer"]
+        self.extra: dict = payload["extra"]
+        """What the checkpoint records beside the weights (its training actors, history)."""
         self.labels: tuple[str, ...] = tuple(payload["labels"])
         """The emotions the generator converts between (the training corpus's)."""
         saved = payload["extra"].get("prosody")
@@ -188,8 +199,12 @@ class Translator:
         self.device = pick_device(device)
         model_config = payload["model_config"]
         generator = model_config.get("generator") if isinstance(model_config, dict) else None
-        self.generator = UNetGenerator(build_config(checkpoint, GeneratorConfig, generator))
-        load_weights(checkpoint, self.generator, payload["state"], "generator")
+        self.generator = build_model(checkpoint, UNetGenerator, GeneratorConfig, generator,
+                                     payload["state"], "generator")
+        if self.generator.config.n_emotions != len(self.labels):
+            raise CheckpointError(f"{checkpoint}: not a readable emogan checkpoint (the generator "
+                                  f"takes {self.generator.config.n_emotions} emotions but the "
+                                  f"checkpoint names {len(self.labels)})")
         self.generator.to(self.device).eval()
         self._log_mel = LogMel(self.audio)
         self._analyses: dict[str, WorldFrames] = {}
@@ -361,15 +376,16 @@ class ContourTranslator:
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{checkpoint}: not a readable converter checkpoint ("
                                   f"cepstral statistics: {err})") from err
+        self.extra: dict = payload["extra"]
         self.device = pick_device(device)
-        config = build_config(checkpoint, ConverterConfig, {
-            **payload["model_config"],
-            "dilations": tuple(payload["model_config"].get("dilations", ()))})
-        if config.n_emotions != len(self.labels):
-            raise CheckpointError(f"{checkpoint}: a converter for {config.n_emotions} emotions "
-                                  f"but {len(self.labels)} labels")
-        self.model = ContourConverter(config)
-        load_weights(checkpoint, self.model, payload["state"], "converter")
+        values = payload["model_config"]
+        if isinstance(values.get("dilations"), list):
+            values = {**values, "dilations": tuple(values["dilations"])}
+        self.model = build_model(checkpoint, ContourConverter, ConverterConfig, values,
+                                 payload["state"], "converter")
+        if self.model.config.n_emotions != len(self.labels):
+            raise CheckpointError(f"{checkpoint}: a converter for {self.model.config.n_emotions}"
+                                  f" emotions but {len(self.labels)} labels")
         self.model.to(self.device).eval()
         self._log_mel = LogMel(self.audio)
         self._analyses: dict[str, WorldFrames] = {}

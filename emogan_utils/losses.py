@@ -4,9 +4,13 @@ mel-cepstra)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
+
+from emogan_utils.config import EmoganError
 
 
 def classifier_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mixup: float,
@@ -49,3 +53,20 @@ def paired_l1(fake: torch.Tensor, aligned: torch.Tensor, n_cepstra: int | None) 
         return (fake - aligned).abs().mean()
     dct = torchaudio.functional.create_dct(n_cepstra, fake.shape[1], "ortho").to(fake.device)
     return (torch.einsum("bft,fk->bkt", fake - aligned, dct)).abs().mean()
+
+
+class DivergedError(EmoganError):
+    """Training reached a NaN or infinite loss."""
+
+
+def check_finite(losses: dict[str, float], epoch: int, checkpoint: object = None) -> None:
+    """Raise :class:`DivergedError` naming the first of ``losses`` that is NaN or infinite, the
+    epoch, and what ``checkpoint`` (if any) still holds."""
+    bad = next((name for name, value in losses.items() if not math.isfinite(value)), None)
+    if bad is None:
+        return
+    kept = (f"{checkpoint} keeps the last finished epoch" if checkpoint is not None
+            else "nothing was saved")
+    raise DivergedError(f"training stopped in epoch {epoch}: the {bad} loss is "
+                        f"{losses[bad]} (training diverged); {kept}; lower the learning rate "
+                        "or the loss weights")

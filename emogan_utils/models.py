@@ -346,6 +346,16 @@ class ConverterConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     kernel_size: int = 5
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.dilations, tuple) and self.dilations
+                and all(isinstance(d, int) and 1 <= d <= 256 for d in self.dilations)):
+            raise ValueError(f"dilations must be a non-empty tuple of integers from 1 to 256, "
+                             f"got {self.dilations!r}")
+        if not (isinstance(self.kernel_size, int) and 1 <= self.kernel_size <= 31
+                and self.kernel_size % 2):
+            raise ValueError(f"kernel_size must be an odd integer up to 31, got "
+                             f"{self.kernel_size!r}")
+
     def to_dict(self) -> dict:
         return {**asdict(self), "dilations": list(self.dilations)}
 

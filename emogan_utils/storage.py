@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
+import io
 import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +27,35 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     The file gets the mode the user's umask gives a new file. Its data reach the disk
     (``fsync``) before the rename, and the rename before the call returns, so a crash or power
     loss leaves the old file or the new one, never an empty or partly written one.
+    An :class:`OSError` on the way (a full disk, a folder not writable, ``path`` a folder)
+    becomes an :class:`OutputError` naming ``path`` and the problem, and the temporary file is
+    removed.
     """
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path}: already exists; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _new_file_beside(path)
+    check_output_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _new_file_beside(path)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write it: {os_problem(err)}") from err
     try:
         yield tmp_path
         _fsync(tmp_path)
         os.replace(tmp_path, path)
         _fsync_folder(path.parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write it: {os_problem(err)}; "
+                          "nothing was written") from err
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def os_problem(err: OSError) -> str:
+    """What an :class:`OSError` says went wrong (``no space left on device``), without the
+    file name it may carry (a temporary one)."""
+    return (err.strerror or str(err)).lower()
 
 
 def _new_file_beside(path: Path) -> Path:
@@ -80,7 +98,22 @@ def _fsync_folder(folder: Path) -> None:
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        write_all(tmp, data)
+
+
+def write_all(path: Path, data: bytes) -> None:
+    """Write all of ``data`` into the file ``path`` with ``os.write``, which reports a full
+    disk as :class:`OSError` (ENOSPC) whatever wrote the bytes into memory first."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -98,15 +131,34 @@ def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int,
     if not np.all(np.isfinite(audio)):
         raise ValueError(f"{path}: waveform contains NaN or infinite samples; not written")
     fmt = audio_format(path)
-    with atomic_path(path) as tmp:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Save an array as .npy atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes(path, buffer.getbuffer())
+
+
+def cached_npy(path: str | os.PathLike, make: Callable[[], np.ndarray],
+               shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The array saved at ``path``, or ``make()`` saved there first. A file that cannot be read,
+    or (with ``shape``) holds another shape, is made again and replaced."""
+    path = Path(path)
+    if path.is_file():
+        try:
+            array = np.load(path, allow_pickle=False)
+            if shape is None or array.shape == shape:
+                return array
+        except (OSError, ValueError):
+            pass
+    array = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_npy(path, array)
+    return array
 
 
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -130,14 +182,34 @@ def audio_format(path: str | os.PathLike) -> str:
     return AUDIO_FORMATS[suffix]
 
 
-def check_writable_folder(folder: str | os.PathLike) -> None:
-    """Raise :class:`OutputError` unless ``folder`` is, or can be made as, a writable folder."""
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` cannot be, or be made as, a writable folder (``X is not a folder``,
+    ``X is not writable``, X its nearest existing ancestor); None if it can."""
     folder = Path(folder).absolute()
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
-        raise OutputError(f"{folder}: cannot be made, {existing} is not a folder")
+        return f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: cannot write there, {existing} is not writable")
+        return f"{existing} is not writable"
+    return None
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless ``folder`` is, or can be made as, a writable folder."""
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise OutputError(f"{Path(folder).absolute()}: cannot write there, {problem}")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless ``path`` can be written as a file: not a folder, in a
+    folder that is, or can be made, writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; name the file to write")
+    problem = folder_problem(path.parent)
+    if problem is not None:
+        raise OutputError(f"{path}: cannot write it, {problem}")
 
 
 def check_audio_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> None:

@@ -211,11 +211,25 @@ def mel_gain_to_envelope(gain_db: np.ndarray, audio: AudioConfig, frames: WorldF
     centres = librosa.mel_frequencies(audio.n_mels + 2, fmin=audio.f_min, fmax=audio.f_max)[1:-1]
     bins = np.linspace(0.0, frames.sample_rate / 2, frames.envelope.shape[1])
     mel_times = np.arange(gain.shape[1]) * audio.hop_length / audio.sample_rate
-    by_frame = _interpolation(frames.times, mel_times) @ gain.T @ _interpolation(bins, centres).T
-    return 10.0 ** (by_frame / 10.0)
+    by_bin = _interpolate(bins, centres, gain)  # (bins, mel frames)
+    by_frame = _interpolate(frames.times, mel_times, by_bin.T)  # (WORLD frames, bins)
+    by_frame /= 10.0
+    return np.power(10.0, by_frame, out=by_frame)
 
 
-def _interpolation(at: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The matrix ``(len(at), len(known))`` of linear interpolation (ends held) from values at
-    the increasing points ``known`` to the points ``at``."""
-    return np.stack([np.interp(at, known, unit) for unit in np.eye(len(known))], axis=1)
+def _interpolate(at: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` (rows at the increasing points ``known``) interpolated linearly to the points
+    ``at`` (ends held), row by row: ``(len(at), ...)``. Each output row mixes its two
+    neighbours, so memory and work grow with ``len(at)`` times the row size, never with
+    ``len(at) * len(known)``."""
+    at, known = np.asarray(at, np.float64), np.asarray(known, np.float64)
+    values = np.asarray(values)
+    if len(known) == 1:
+        return np.repeat(values[:1], len(at), axis=0)
+    left = np.clip(np.searchsorted(known, at, side="right") - 1, 0, len(known) - 2)
+    weight = np.clip((at - known[left]) / (known[left + 1] - known[left]), 0.0, 1.0)
+    weight = weight.reshape((-1,) + (1,) * (values.ndim - 1))
+    result = values[left + 1] - values[left]
+    result *= weight
+    result += values[left]
+    return result

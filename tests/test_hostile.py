@@ -10,26 +10,30 @@ import shutil
 import struct
 import threading
 import time
+import tracemalloc
 from dataclasses import asdict
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import classifier_training, cli, gan_training, storage
+from emogan_utils import classifier_training, cli, evaluate, gan_training, storage
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
                                               save_classifier, train_classifier)
-from emogan_utils.data import load_corpus, ravdess_name
+from emogan_utils.data import load_corpus, ravdess_name, write_manifest
 from emogan_utils.features import (MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE, AudioConfig,
                                    AudioError, FeatureCache, Normalizer, NoSpeechError,
                                    extract_features, load_audio, prepare_waveform, read_audio)
 from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
+from emogan_utils.losses import DivergedError
 from emogan_utils.models import (ClassifierConfig, DiscriminatorConfig, EmotionClassifier,
                                  GeneratorConfig, UNetGenerator)
+from emogan_utils.world import EnvelopeEdit, WorldFrames, mel_gain_to_envelope
 
 from conftest import tone
 
@@ -272,14 +276,22 @@ def _edited_checkpoint(source: Path, target: Path, edit) -> Path:
     (lambda p: p.update(model_config="big"), "'model_config' is missing or not a dict"),
     (lambda p: p["state"].pop("model"), "no 'model' state"),
     (lambda p: p["state"]["model"].update({"head.2.weight": torch.zeros(3, 3)}),
-     "'model' state does not fit"),
+     "does not match its 'model' weights: head.2.weight is (3, 3)"),
     (lambda p: p.update(normalizer={"shift": [0.0]}), "not a readable"),
+    # sizes no larger than the weights could hold are checked against them before allocating
+    (lambda p: p["model_config"].update(n_blocks=10 ** 6), "n_blocks = 1000000 cannot fit"),
+    (lambda p: p["model_config"].update(channels=10 ** 6), "channels = 1000000 cannot fit"),
+    (lambda p: p["model_config"].update(n_classes=-1), "n_classes = -1 cannot fit"),
+    (lambda p: p["model_config"].update(n_blocks=2), "does not match its 'model' weights"),
+    (lambda p: p["model_config"].update(dropout=5.0), "dropout probability"),
+    (lambda p: p["extra"].update(ensemble=10 ** 9), "ensemble 1000000000"),
+    (lambda p: p.update(labels=["neutral", "calm"]), "8 outputs but 2 emotion labels"),
 ])
 def test_malformed_classifier_checkpoints_give_the_clean_error(classifier_path, tmp_path, edit,
                                                                problem, capsys):
     path = _edited_checkpoint(classifier_path, tmp_path / "bad.pt", edit)
     with pytest.raises(CheckpointError, match=r"bad\.pt: not a readable emogan checkpoint") as err:
-        load_classifier(path)
+        quickly(load_classifier, path, seconds=10)
     assert problem in str(err.value)
     assert cli.main(["evaluate-classifier", "--checkpoint", str(path),
                      "--data", str(tmp_path)]) == 2
@@ -290,11 +302,22 @@ def test_malformed_gan_checkpoints_give_the_clean_error(generator_path, tmp_path
     def unknown_key(p):
         p["model_config"]["generator"]["wings"] = 2
 
-    for edit in (unknown_key, lambda p: p["model_config"].pop("generator"),
-                 lambda p: p["state"].clear()):
+    def sized(**sizes):
+        return lambda p: p["model_config"]["generator"].update(sizes)
+
+    for edit, problem in (
+            (unknown_key, "wings"), (lambda p: p["model_config"].pop("generator"), "Generator"),
+            (lambda p: p["state"].clear(), "no 'generator' state"),
+            (sized(channels=10 ** 6), "channels = 1000000 cannot fit"),
+            (sized(depth=10 ** 6), "depth = 1000000 cannot fit"),
+            (sized(n_res_blocks=-1), "n_res_blocks = -1 cannot fit"),
+            (sized(n_res_blocks=2), "does not match its 'generator' weights"),
+            (lambda p: p.update(labels=["neutral", "calm"]), "takes 8 emotions but the "
+                                                             "checkpoint names 2")):
         path = _edited_checkpoint(generator_path, tmp_path / "bad_gan.pt", edit)
-        with pytest.raises(CheckpointError, match=r"bad_gan\.pt: not a readable emogan"):
-            Translator(path)
+        with pytest.raises(CheckpointError, match=r"bad_gan\.pt: not a readable emogan") as err:
+            quickly(Translator, path, seconds=10)
+        assert problem in str(err.value)
 
 
 def test_an_extra_field_is_ignored(classifier_path, tmp_path):
@@ -489,3 +512,268 @@ def test_features_command_skips_bad_files_unless_strict(tiny_corpus, tmp_path, m
     assert cli.main(["features", "--data", str(tiny_corpus), "--strict"]) == 2
     assert bad.name in capsys.readouterr().err
 
+
+
+# --- long clips -------------------------------------------------------------------------------
+
+def _dense_mapping(gain_db: np.ndarray, audio: AudioConfig, frames: WorldFrames) -> np.ndarray:
+    """The envelope gain by explicit (WORLD frames x mel frames) and (bins x mel bands)
+    interpolation matrices: what :func:`mel_gain_to_envelope` must equal, with no smoothing."""
+    def matrix(at, known):
+        return np.stack([np.interp(at, known, unit) for unit in np.eye(len(known))], axis=1)
+
+    gain = np.clip(gain_db * 1.0, -24.0, 24.0)
+    centres = librosa.mel_frequencies(audio.n_mels + 2, fmin=audio.f_min, fmax=audio.f_max)[1:-1]
+    bins = np.linspace(0.0, frames.sample_rate / 2, frames.envelope.shape[1])
+    mel_times = np.arange(gain.shape[1]) * audio.hop_length / audio.sample_rate
+    return 10.0 ** (matrix(frames.times, mel_times) @ gain.T @ matrix(bins, centres).T / 10.0)
+
+
+def _frames(n_frames: int, bins: int) -> WorldFrames:
+    """WORLD frames of ``n_frames`` 5 ms frames with ``bins`` envelope bins (values unused)."""
+    return WorldFrames(np.zeros(n_frames), np.ones((n_frames, bins)), np.ones((n_frames, bins)),
+                       CFG.sample_rate, 5.0)
+
+
+def test_the_envelope_mapping_equals_dense_interpolation_on_a_short_clip():
+    rng = np.random.default_rng(0)
+    frames = _frames(203, 65)  # WORLD's frames run past the last mel frame: the ends are held
+    gain = rng.uniform(-30, 30, (CFG.n_mels, 60))
+    edit = EnvelopeEdit(scale=1.0, n_cepstra=0)
+    np.testing.assert_allclose(mel_gain_to_envelope(gain, CFG, frames, edit),
+                               _dense_mapping(gain, CFG, frames), rtol=1e-10)
+
+
+def _mapping_peak(minutes: float) -> tuple[int, int]:
+    """Peak bytes traced while mapping a ``minutes``-long mel gain onto WORLD frames, and the
+    bytes a dense (WORLD frames x mel frames) float64 matrix would take."""
+    frames = _frames(int(minutes * 60 * 200), 33)
+    gain = np.zeros((CFG.n_mels, CFG.frames(int(minutes * 60 * CFG.sample_rate))))
+    tracemalloc.start()
+    try:
+        mapped = quickly(mel_gain_to_envelope, gain, CFG, frames, seconds=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mapped.shape == frames.envelope.shape
+    return peak, frames.n_frames * gain.shape[1] * 8
+
+
+def test_the_envelope_mapping_memory_grows_with_the_clip_not_the_frame_product():
+    short, _ = _mapping_peak(2.5)
+    long, dense = _mapping_peak(5.0)
+    assert long < 2.5 * short  # twice the length: twice the memory, not four times
+    assert long < dense / 100  # the dense matrix of a 5-minute clip: 9 GB
+
+
+# --- non-finite numbers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command, module, function, options, problem", [
+    ("train-gan", gan_training, "train_gan", ["--cls-weight", "inf"], "w_cls"),
+    ("train-gan", gan_training, "train_gan", ["--cls-weight", "nan"], "w_cls"),
+    ("train-gan", gan_training, "train_gan", ["--epochs", "0"], "epochs"),
+    ("train-gan", gan_training, "train_gan", ["--batch-size", "0"], "batch_size"),
+    ("train-classifier", classifier_training, "train_classifier", ["--epochs", "0"], "epochs"),
+    ("train-classifier", classifier_training, "train_classifier", ["--batch-size", "0"],
+     "batch_size"),
+    ("train-classifier", classifier_training, "train_classifier",
+     ["--speaker-adversary", "nan"], "speaker_adversary")])
+def test_impossible_training_options_are_one_line_before_any_work(
+        tmp_path, monkeypatch, capsys, command, module, function, options, problem):
+    def never_called(*args, **kwargs):
+        raise AssertionError("training started with an impossible option")
+
+    monkeypatch.setattr(module, function, never_called)
+    assert cli.main([command, "--data", str(tmp_path), "--out", str(tmp_path / "m.pt"),
+                     *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{problem} must be a finite number >= " in err and options[1] in err
+
+
+def test_a_gan_that_diverges_stops_with_a_clear_error_and_keeps_its_last_good_checkpoint(
+        tiny_corpus, tmp_path, monkeypatch):
+    real_step, steps = gan_training.gan_step, []
+
+    def poisoned_in_epoch_2(parts, batch, config, dtype, nets=None):
+        steps.append(1)
+        if len(steps) == 3:  # the first step of the second epoch (two steps an epoch)
+            with torch.no_grad():
+                next(parts.generator.parameters()).fill_(float("nan"))
+        return real_step(parts, batch, config, dtype, nets)
+
+    monkeypatch.setattr(gan_training, "gan_step", poisoned_in_epoch_2)
+    out = tmp_path / "gan.pt"
+    with pytest.raises(DivergedError,
+                       match=r"epoch 2: the \w+ loss is nan .*gan.pt keeps the last finished"):
+        train_gan(tiny_corpus, out, TINY_GAN, progress=False)
+    assert load_checkpoint(out, kind="gan")["extra"]["epoch"] == 1  # finite, from epoch 1
+    assert len(steps) == 3  # stopped at once, not after the epoch
+
+
+def test_a_classifier_that_diverges_stops_with_a_clear_error():
+    x = np.full((8, 80, 32), np.nan, np.float32)  # every clip: no mask can hide it
+    y = np.arange(8) % 2
+    with pytest.raises(DivergedError, match="epoch 1: the training loss is nan"):
+        classifier_training.fit_classifier(x, y, np.zeros_like(x[:2]), y[:2], ONE_EPOCH)
+
+
+def test_non_finite_weights_are_neither_saved_nor_used(classifier_path, tmp_path, capsys):
+    bad = EmotionClassifier(SMALL)
+    with torch.no_grad():
+        next(bad.parameters())[0] = float("inf")
+    target = tmp_path / "clf.pt"
+    target.write_bytes(b"an earlier model")
+    with pytest.raises(CheckpointError, match=r"clf.pt: not saved: state\.model\.\S+ holds NaN"):
+        save_checkpoint(target, kind="classifier", model_config=asdict(SMALL),
+                        state={"model": bad.state_dict()}, audio=CFG)
+    assert target.read_bytes() == b"an earlier model"
+    # a file made elsewhere (or before this check) is refused when loaded
+    payload = torch.load(classifier_path, weights_only=True)
+    name = next(iter(payload["state"]["model"]))
+    payload["state"]["model"][name] = payload["state"]["model"][name] * float("nan")
+    torch.save(payload, target)
+    with pytest.raises(CheckpointError, match=f"clf.pt: unusable checkpoint: model.{name} "
+                                              "holds NaN"):
+        load_classifier(target)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, tone(200, 1.0, 16000), 16000)
+    assert cli.main(["predict", "--classifier", str(target), str(clip)]) == 2
+    assert "holds NaN or infinite values" in capsys.readouterr().err
+
+
+# --- speakers held out ------------------------------------------------------------------------
+
+def test_train_gan_holds_out_a_manifests_val_and_test_speakers(tiny_corpus, tmp_path,
+                                                               monkeypatch):
+    for actor in (3, 4):  # two more actors, copies of actor 1's clips
+        shutil.copytree(tiny_corpus / "Actor_01", tiny_corpus / f"Actor_{actor:02d}")
+        for clip in (tiny_corpus / f"Actor_{actor:02d}").iterdir():
+            clip.rename(clip.with_name(clip.name.replace("-01.wav", f"-{actor:02d}.wav")))
+    table = load_corpus(tiny_corpus)
+    table["split"] = table["actor"].map({1: "", 2: "", 3: "val", 4: "test"})
+    manifest = write_manifest(table, tmp_path / "corpus.csv")
+    seen = {}
+    monkeypatch.setattr(gan_training, "fit_gan",
+                        lambda *args, data=None, **kwargs: seen.update(data) or {})
+    train_gan(manifest, tmp_path / "gan.pt", TINY_GAN, progress=False)
+    assert seen["train_actors"] == [1, 2] and seen["val_actors"] == [3]
+
+
+def test_one_speaker_cannot_be_both_trained_and_validated_on(tiny_corpus, tmp_path):
+    shutil.rmtree(tiny_corpus / "Actor_02")
+    with pytest.raises(ValueError, match=r"no actors left to train on: the corpus has actors "
+                                         r"\[1\], all held out .*--val-actors"):
+        quickly(train_gan, tiny_corpus, tmp_path / "gan.pt", TINY_GAN, val_actors=[1],
+                seconds=5)
+
+
+def test_two_speakers_are_too_few_for_the_default_validation_split(tiny_corpus):
+    with pytest.raises(ValueError, match=r"2 actor\(s\) \(\[1, 2\]\), too few to hold two out "
+                                         r"for validation.*--val-actors"):
+        quickly(train_classifier, tiny_corpus, config=ONE_EPOCH, seconds=5)
+
+
+def test_evaluate_translation_scores_unseen_actors_and_warns_about_seen_ones(
+        tiny_corpus, tmp_path, classifier_path, monkeypatch, capsys):
+    generator = UNetGenerator(TINY_GAN.generator)
+    gan = save_checkpoint(tmp_path / "gan.pt", kind="gan", audio=CFG,
+                          model_config={"generator": asdict(TINY_GAN.generator),
+                                        "discriminator": asdict(TINY_GAN.discriminator)},
+                          state={"generator": generator.state_dict()},
+                          normalizer=Normalizer(np.array([-50.0]), np.array([50.0]), clip=True),
+                          extra={"train_actors": [1], "val_actors": []})
+    scored = []
+    monkeypatch.setattr(evaluate, "evaluate_translation",
+                        lambda translator, judge, table, source: scored.append(
+                            sorted(set(table["actor"]))) or {})
+    command = ["evaluate-translation", "--generator", str(gan), "--classifier",
+               str(classifier_path), "--data", str(tiny_corpus)]
+    # the GAN trained on actor 1, the judge on 1 and validated on 2: nobody is left
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert "every actor was used to train or validate" in err and "--actors" in err
+    assert cli.main([*command, "--actors", "2"]) == 0
+    captured = capsys.readouterr()
+    assert scored == [[2]]
+    assert f"actors [2] were used in training or validation of {classifier_path}" \
+        in captured.err and f"of {gan}" not in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["seen_in_training"] == [2]
+
+
+# --- command-line batches, ranges and overwrites ----------------------------------------------
+
+def test_predict_reports_every_file_of_a_batch_with_a_bad_one(classifier_path, tmp_path,
+                                                              capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(200, 1.0, 16000, lead=0.2), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    assert cli.main(["predict", "--classifier", str(classifier_path), str(good), str(bad),
+                     str(good)]) == 1
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out.splitlines()[-1])["predictions"]
+    assert [p["file"] for p in predictions] == [str(good), str(bad), str(good)]
+    assert "emotion" in predictions[0] and predictions[0] == predictions[2]
+    assert "error" in predictions[1] and "emotion" not in predictions[1]
+    assert f"{bad}: skipped:" in captured.err and "Traceback" not in captured.err
+    assert cli.main(["predict", "--classifier", str(classifier_path), str(good)]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", "--strict", "--classifier", str(classifier_path), str(bad),
+                     str(good)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "bad.wav" in captured.err
+
+
+@pytest.mark.parametrize("actors, problem", [
+    ("1-1000000000", "1000000000 actors, more than the 10000"),
+    ("1-6000,7000-12000", "11001 actors, more than the 10000"),
+    ("20-1", "runs backwards"),
+    ("1,x", "'x' is not an actor number")])
+def test_impossible_actor_lists_are_refused_before_anything_is_listed(
+        tmp_path, capsys, actors, problem):
+    assert quickly(cli.main, ["train-gan", "--data", str(tmp_path), "--out",
+                              str(tmp_path / "gan.pt"), "--actors", actors], seconds=5) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err
+
+
+def test_training_refuses_to_replace_another_kind_of_file_without_force(
+        classifier_path, generator_path, tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(classifier_training, "train_classifier",
+                        lambda *args, **kwargs: trained.append(1) or pytest.fail("trained"))
+    monkeypatch.setattr(gan_training, "train_gan", lambda *args, **kwargs: trained.append(1))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    gan = tmp_path / "gan.pt"
+    shutil.copy(generator_path, gan)
+    for command, out, what in (("train-classifier", gan, "a gan checkpoint"),
+                               ("train-gan", notes, "not an emogan checkpoint"),
+                               ("train-gan", classifier_path, "a classifier checkpoint")):
+        before = out.read_bytes()
+        assert cli.main([command, "--data", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: exists and is {what}" in err and "--force" in err
+        assert out.read_bytes() == before
+    assert trained == []
+    # the same kind is replaced (a new run), and --force replaces anything
+    monkeypatch.setattr(gan_training, "train_gan",
+                        lambda *args, **kwargs: trained.append(1) or {"loss_g": [0.5]})
+    assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(gan)]) == 0
+    assert cli.main(["train-gan", "--data", str(tmp_path), "--out", str(notes), "--force"]) == 0
+    assert trained == [1, 1]
+
+
+# --- manifest content -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("train", [
+    lambda data, tmp: train_classifier(data, val_actors=[2], config=ONE_EPOCH),
+    lambda data, tmp: train_gan(data, tmp / "gan.pt", TINY_GAN, progress=False)])
+def test_a_one_emotion_corpus_is_refused_before_training(tiny_corpus, tmp_path, train):
+    table = load_corpus(tiny_corpus)
+    manifest = write_manifest(table[table["emotion"] == "angry"], tmp_path / "angry.csv")
+    with pytest.raises(ValueError, match=r"angry.csv: the recordings hold 1 emotion\(s\) "
+                                         r"\(angry\); training needs at least two"):
+        quickly(train, manifest, tmp_path, seconds=5)
+    assert not (tmp_path / "gan.pt").exists()
