@@ -23,7 +23,7 @@ from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weig
                                      resumable_config, save_checkpoint)
 from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
                                manifest_actors, split_actors)
-from emogan_utils.features import AudioConfig, Normalizer
+from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import classifier_loss
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
@@ -130,6 +130,9 @@ class TrainedClassifier:
     val_actors: tuple[int, ...]
     labels: tuple[str, ...] = EMOTIONS
     """The emotions of the model's outputs, in order (the corpus's label set)."""
+    speech_level_db: float | None = None
+    """The training clips' median active-speech level (dB of the log-mel), to which a single
+    clip is scaled before it is judged with the training statistics."""
 
 
 def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
@@ -312,6 +315,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     train = table["actor"].isin(split.train).to_numpy()
     val = table["actor"].isin(split.val).to_numpy()
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
+    level = float(np.median(speech_level_db(mel[train][:, :audio.n_mels], audio.db_floor)))
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
     x_train, y_train, actor_copies = [x["train"]], [targets[train]], [speakers[train]]
@@ -344,10 +348,10 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
             _member_run(checkpoint, k).unlink(missing_ok=True)
     if config.ensemble == 1:
         return TrainedClassifier(members[0], normalizer, config, histories[0], split.train,
-                                 split.val, labels)
+                                 split.val, labels, level)
     history = {**histories[0], "members": histories[1:]}
     return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
-                             split.train, split.val, labels)
+                             split.train, split.val, labels, level)
 
 
 def _speaker_ids(actor_copies: Sequence[np.ndarray]) -> np.ndarray:
@@ -392,5 +396,7 @@ def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
                "ensemble": len(getattr(trained.model, "members", [trained.model])),
                "train_actors": list(trained.train_actors),
                "val_actors": list(trained.val_actors),
+               **({} if trained.speech_level_db is None
+                  else {"speech_level_db": trained.speech_level_db}),
                "train_config": {k: v for k, v in trained.config.to_dict().items()
                                 if k != "model"}})

@@ -234,14 +234,20 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from emogan_utils.inference import load_classifier, predict
+    from emogan_utils.inference import judge, load_classifier, reference_statistics
 
     classifier = load_classifier(args.classifier)
-    predictions = []
-    for path in args.audio:  # each clip alone, as one file of an unknown speaker
-        probabilities = predict(path, classifier)
-        predictions.append({"file": path, "emotion": max(probabilities, key=probabilities.get),
-                            "probabilities": {k: round(v, 4) for k, v in probabilities.items()}})
+    speaker = reference_statistics(args.reference, classifier) if args.reference else ()
+    predictions, timeline = [], []
+    for path in args.audio:  # each whole clip, of an unknown speaker or the reference's
+        verdict = judge(path, classifier, reference=speaker)
+        predictions.append({"file": path, "emotion": verdict.emotion,
+                            "probabilities": {k: round(v, 4)
+                                              for k, v in verdict.probabilities.items()}})
+        timeline.append({"file": path, "windows": [w.to_dict() for w in verdict.windows]})
+    if args.timeline:
+        Path(args.timeline).write_text(json.dumps({"classifier": str(args.classifier),
+                                                   "clips": timeline}, indent=1) + "\n")
     _print_json({"classifier": str(args.classifier), "predictions": predictions})
     return 0
 
@@ -375,7 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
-    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...), each read whole")
+    p.add_argument("--reference", nargs="+", metavar="CLIP",
+                   help="a few unlabelled clips of the same speaker, whose statistics "
+                        "standardise theirs (after the audio files, or before '--')")
+    p.add_argument("--timeline", metavar="JSON",
+                   help="write each window's start and end (s) and probabilities here")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate-classifier",
