@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,10 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
 from emogan_utils.data import (EMOTIONS, LAYOUTS, CorpusError, corpus_labels, load_corpus,
                                ravdess_name, read_manifest, translation_items)
 from emogan_utils.evaluate import evaluate_classifier
+from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
-from emogan_utils.layouts import LABELS
+from emogan_utils.layouts import LABELS, parse_tess
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -260,3 +262,44 @@ def test_a_five_emotion_gan_trains_and_translates(corpora, tmp_path):
     assert np.all(np.isfinite(wave)) and len(wave) > 0
     with pytest.raises(ValueError, match="neutral, happy, sad, angry, surprised"):
         translator.code("calm")
+
+
+# --- the real TESS beside the repo --------------------------------------------------------
+
+SHARED_TESS = Path(__file__).resolve().parents[2] / "shared" / "tess"
+
+
+@pytest.fixture(scope="module")
+def shared_tess() -> Path:
+    """TESS's older speaker as distributed, or skip when this machine lacks it."""
+    if not SHARED_TESS.is_dir():
+        pytest.skip(f"TESS not found at {SHARED_TESS}")
+    return SHARED_TESS
+
+
+def test_a_shortened_tess_prefix_takes_the_folders_speaker():
+    assert parse_tess(Path("OAF_neutral/OA_bite_neutral.wav")).speaker == "OAF"
+    assert parse_tess(Path("YAF_fear/yaf_food_fear.wav")).speaker == "YAF"
+    with pytest.raises(ValueError, match="OA_bite_neutral.wav.*two letters"):
+        parse_tess(Path("misc/OA_bite_neutral.wav"))
+
+
+@pytest.mark.parametrize("name, rate, subtype", [
+    ("OAF_angry/OAF_back_angry.wav", 44100, "FLOAT"),
+    ("OAF_fear/OAF_food_fear.wav", 96000, "PCM_16"),
+    ("OAF_neutral/OA_bite_neutral.flac", 24414, "PCM_16")])
+def test_tess_odd_files_load(shared_tess, name, rate, subtype):
+    path = shared_tess / name
+    info = sf.info(path)
+    assert (info.samplerate, info.subtype) == (rate, subtype)  # the oddity is still there
+    wave = load_audio(path)
+    assert wave.shape == (AudioConfig().n_samples,) and wave.dtype == np.float32
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0.01
+
+
+def test_the_whole_tess_folder_is_one_speaker_in_seven_emotions(shared_tess):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file is skipped
+        table = load_corpus(shared_tess)
+    assert len(table) == 1400 and set(table["speaker"]) == {"OAF"}
+    assert table.groupby("emotion").size().to_dict() == dict.fromkeys(LABELS["tess"], 200)
