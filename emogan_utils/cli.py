@@ -47,6 +47,17 @@ def _actors(text: str) -> list[int]:
     return actors
 
 
+def _speakers(text: str) -> list[str]:
+    """Speakers named by an option: 'OAF,YAF' or RAVDESS's '19,20' and '21-24' (ranges of
+    numbers); matched to a corpus's speakers by :func:`~emogan_utils.data.select_actors`."""
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, dash, hi = part.partition("-")
+        names.extend(map(str, range(int(lo), int(hi) + 1)) if dash and lo.isdigit()
+                     and hi.isdigit() else [part])
+    return names
+
+
 def _data_dir(value: str | None) -> Path:
     """The corpus folder or manifest: the option, else EMOGAN_DATA / data/RAVDESS / the
     embedded corpus."""
@@ -153,8 +164,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
-                        train_actors=_actors(args.actors) if args.actors else None,
-                        val_actors=_actors(args.val_actors) if args.val_actors else (),
+                        train_actors=_speakers(args.actors) if args.actors else None,
+                        val_actors=_speakers(args.val_actors) if args.val_actors else (),
                         cache_dir=Paths.from_env().cache, resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
         distributed.stop()
@@ -181,12 +192,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
-    from emogan_utils.data import load_corpus
+    from emogan_utils.data import load_corpus, select_actors
     from emogan_utils.evaluate import evaluate_translation
     from emogan_utils.inference import Translator, classifier_judge, load_classifier
 
-    table = load_corpus(_data_dir(args.data))
-    table = table[table["actor"].isin(_actors(args.actors))]
+    data = _data_dir(args.data)
+    table = load_corpus(data)
+    table = table[table["actor"].isin(select_actors(table, _speakers(args.actors), data))]
     translator = Translator(args.generator, prosody=not args.no_prosody, vocoder=args.vocoder)
     judge = classifier_judge([load_classifier(c) for c in args.classifier],
                              translator.audio.sample_rate, reference=table)
@@ -212,8 +224,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
     trained = train_classifier(_data_dir(args.data),
-                               val_actors=_actors(args.val_actors) if args.val_actors else None,
-                               train_actors=_actors(args.actors) if args.actors else None,
+                               val_actors=_speakers(args.val_actors) if args.val_actors else None,
+                               train_actors=_speakers(args.actors) if args.actors else None,
                                config=config, cache_dir=Paths.from_env().cache,
                                checkpoint=run_state, resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
@@ -226,7 +238,9 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     best = history["epoch"].index(history["best_epoch"])
     _print_json({"checkpoint": str(args.out), "norm_mode": config.norm_mode,
                  "train_actors": list(trained.train_actors),
-                 "val_actors": list(trained.val_actors), "epochs_run": len(history["epoch"]),
+                 "val_actors": list(trained.val_actors),
+                 "train_speakers": list(trained.train_speakers),
+                 "val_speakers": list(trained.val_speakers), "epochs_run": len(history["epoch"]),
                  "best_epoch": history["best_epoch"],
                  "val_accuracy": round(history["val_acc"][best], 4),
                  "seconds": round(time.perf_counter() - start, 2)})
@@ -253,23 +267,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
-    from emogan_utils.data import load_corpus
+    from emogan_utils.data import load_corpus, select_actors, speaker_ids
     from emogan_utils.evaluate import evaluate_classifier
     from emogan_utils.inference import load_classifier
 
     classifier = load_classifier(args.checkpoint)
     data = _data_dir(args.data)
     table = load_corpus(data)
-    seen = {*classifier.extra.get("train_actors", []), *classifier.extra.get("val_actors", [])}
-    actors = _actors(args.actors) if args.actors else sorted(set(table["actor"]) - seen)
+    seen = set(classifier.seen_actors(table))
+    actors = (select_actors(table, _speakers(args.actors), data) if args.actors
+              else sorted(set(table["actor"]) - seen))
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
-    if seen & set(actors):
-        print(f"warning: actors {sorted(seen & set(actors))} were used in training or validation; "
+    names = dict(zip(table["actor"], speaker_ids(table)))
+    seen_here = [names[a] for a in sorted(seen & set(actors))]
+    if seen_here:
+        print(f"warning: speakers {seen_here} were used in training or validation; "
               "their scores are not speaker-independent", file=sys.stderr)
     report = evaluate_classifier(classifier, table, Paths.from_env().cache)
-    report.update(checkpoint=str(args.checkpoint), seen_in_training=sorted(seen & set(actors)))
+    report.update(checkpoint=str(args.checkpoint), seen_in_training=seen_here)
     _print_json(report)
     return 0
 
@@ -322,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
-    p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
-    p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
+    p.add_argument("--actors", help="training speakers, e.g. 1-20 or OAF (default: all but "
+                                    "--val-actors)")
+    p.add_argument("--val-actors", help="speakers held out for validation losses, e.g. 19,20")
     p.set_defaults(func=_cmd_train_gan)
 
     p = sub.add_parser("translate", help="convert a recording to another emotion")
@@ -346,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier checkpoint(s), trained apart from the GAN: the judge "
                         "(several average their probabilities)")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", default="21-24", help="held-out actors (default 21-24)")
+    p.add_argument("--actors", default="21-24",
+                   help="held-out speakers, numbers or names (default 21-24)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
@@ -371,8 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-adversary", type=float, metavar="WEIGHT",
                    help="weight of the adversarial speaker head that pushes speaker identity "
                         "out of the model (default 0.3, --quick 0 = none)")
-    p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
-    p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
+    p.add_argument("--actors", help="training speakers, e.g. 1-18 or YAF,OAF (default: all but "
+                                    "--val-actors)")
+    p.add_argument("--val-actors", help="validation speakers, e.g. 1,2 or OAF (default: two, "
+                                        "balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
     p.add_argument("--batch-size", type=int,
@@ -393,8 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accuracy, UAR and confusion matrix on held-out actors")
     p.add_argument("--checkpoint", required=True, help="classifier checkpoint")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all the checkpoint "
-                                    "neither trained nor validated on)")
+    p.add_argument("--actors", help="speakers to score, e.g. 21-24 or OAF (default: all the "
+                                    "checkpoint neither trained nor validated on)")
     p.set_defaults(func=_cmd_evaluate_classifier)
 
     return parser

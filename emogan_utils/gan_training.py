@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -19,7 +20,7 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, save_checkpoint)
 from emogan_utils.data import (EMOTIONS, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors)
+                               manifest_actors, select_actors, speaker_ids)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -278,15 +279,17 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
 
 
 def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
-              config: GANTrainConfig = GANTrainConfig(), train_actors: Sequence[int] | None = None,
-              val_actors: Sequence[int] = (), audio: AudioConfig = AudioConfig(),
+              config: GANTrainConfig = GANTrainConfig(),
+              train_actors: Sequence[int | str] | None = None,
+              val_actors: Sequence[int | str] = (), audio: AudioConfig = AudioConfig(),
               cache_dir: str | os.PathLike | None = None, resume: bool = False,
               stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
     """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
     pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
-    ``train_actors`` defaults to a manifest's ``train`` speakers, else every actor not in
-    ``val_actors``. The range normaliser and
+    ``train_actors`` (actor numbers or speaker names:
+    :func:`~emogan_utils.data.select_actors`) defaults to a manifest's ``train`` speakers, else
+    every actor not in ``val_actors``. The range normaliser and
     each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
     after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
     training actors only and saved in the checkpoint.
@@ -298,9 +301,9 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
-    val_actors = [int(a) for a in val_actors]
-    train_actors = sorted({int(a) for a in train_actors or manifest_actors(table, "train")
-                           or actors} - set(val_actors))
+    val_actors = select_actors(table, val_actors, data)
+    train_actors = sorted(set(select_actors(table, train_actors or [], data)
+                              or manifest_actors(table, "train") or actors) - set(val_actors))
     missing = sorted((set(train_actors) | set(val_actors)) - actors)
     if missing:
         raise ValueError(f"{data}: no recordings of actors {missing}")
@@ -320,7 +323,17 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
     used = table[table["actor"].isin([*train_actors, *val_actors])]
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
-                   extra={"prosody": prosody.state_dict()}, progress=progress,
+                   extra={"prosody": prosody.state_dict(),
+                          **_speaker_names(table, train_actors, val_actors)},
+                   progress=progress,
                    data={"train_actors": train_actors, "val_actors": list(val_actors),
                          "corpus": corpus_fingerprint(used, data), "labels": list(labels)},
                    labels=labels)
+
+
+def _speaker_names(table: pd.DataFrame, train_actors: Sequence[int],
+                   val_actors: Sequence[int]) -> dict[str, list[str]]:
+    """``train_speakers`` and ``val_speakers`` as ``corpus/name``, for the checkpoint."""
+    named = dict(zip(table["actor"], speaker_ids(table)))
+    return {"train_speakers": [named[a] for a in train_actors if a in named],
+            "val_speakers": [named[a] for a in val_actors if a in named]}

@@ -17,7 +17,7 @@ import torch
 from emogan_utils.checkpoint import (CheckpointError, build_config, check_labels, load_checkpoint,
                                      load_weights)
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
-from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name
+from emogan_utils.data import EMOTIONS, corpus_labels, emotion_name, speaker_ids
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, active_frames,
                                    fit_per_speaker, frame_energy_db, load_audio, log_mel,
                                    match_level, prepare_waveform, require_speech,
@@ -76,6 +76,19 @@ class Classifier:
         x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer,
                         speakers, self.audio)
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
+
+    def seen_actors(self, table: pd.DataFrame) -> list[int]:
+        """The actors of a corpus ``table`` this classifier was trained or validated on: those
+        whose ``corpus/name`` it records; for a checkpoint that records only actor numbers,
+        the speakers whose name is one of those numbers."""
+        extra = self.extra
+        named = {*extra.get("train_speakers", []), *extra.get("val_speakers", [])}
+        numbers = {*extra.get("train_actors", []), *extra.get("val_actors", [])}
+        seen = {int(actor) for actor, who, name in zip(table["actor"], speaker_ids(table),
+                                                       table["speaker"].astype(str))
+                if who in named
+                or not named and name.isdigit() and int(name) in numbers}
+        return sorted(seen)
 
     @property
     def speech_level_db(self) -> float:

@@ -65,7 +65,7 @@ def tone_classifier(tmp_path_factory, one_torch_thread):
     assert history["val_acc"][history["best_epoch"] - 1] == 1.0  # it learnt the task
     level = float(np.median(speech_level_db(mel[train])))
     trained = TrainedClassifier(model, normalizer, config, history, (1, 2, 3), (4,), LABELS,
-                                level)
+                                speech_level_db=level)
     return save_classifier(tmp_path_factory.mktemp("tones") / "classifier.pt", trained)
 
 
