@@ -15,9 +15,12 @@ Every fold goes through the real path: train, save a checkpoint, load it, score 
 actors. Prints a table of folds and a final JSON
 line with mean ± std accuracy and UAR, training time and the machine. Each test actor is
 standardised with the statistics of all their clips, as ``evaluate-classifier`` does;
-``single_clip_accuracy`` scores each clip alone with the training split's statistics instead,
-as ``predict`` does for one file of an unknown speaker, and ``own_clip_accuracy`` with each
-clip's own statistics (each clip taken as a speaker of its own). Default data: RAVDESS
+``single_clip_accuracy`` scores each file alone through ``predict`` (the training split's
+statistics, the clip scaled to the training clips' speech level, whole-clip windows), as for
+one file of an unknown speaker; ``single_clip_raw_accuracy`` the same without the level
+matching; ``enrolled_accuracy`` each clip with the statistics of ``--enrol`` other unlabelled
+clips of its speaker (``predict --reference``); and ``own_clip_accuracy`` with each clip's own
+statistics (each clip taken as a speaker of its own). Default data: RAVDESS
 beside the repo (../shared/ravdess/16k), else the configured corpus. Default settings:
 ``train-classifier``'s (``ClassifierTrainConfig.best``); the ingredient flags change them.
 """
@@ -42,7 +45,8 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
 from emogan_utils.config import Paths
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors
 from emogan_utils.evaluate import accuracy, classification_report
-from emogan_utils.inference import load_classifier
+from emogan_utils.features import Normalizer
+from emogan_utils.inference import Classifier, load_classifier, predict
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 
@@ -78,6 +82,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help="score two of each fold's training actors, never its test actors "
                              "(for choosing settings)")
+    parser.add_argument("--enrol", type=int, default=4,
+                        help="unlabelled clips of the speaker for enrolled_accuracy (default 4)")
     parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
                         "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
@@ -105,7 +111,8 @@ def main() -> None:
 
     rows, saved = [], {}
     scored = "scored actors" if args.tune else "test actors"
-    print(f"{'fold':>4} {scored:<16} {'acc':>6} {'uar':>6} {'single':>6} {'epochs':>7} "
+    print(f"{'fold':>4} {scored:<16} {'acc':>6} {'uar':>6} {'single':>6} {'enrol':>6} "
+          f"{'epochs':>7} "
           f"{'best':>5} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(min(args.folds, K)):
@@ -122,7 +129,11 @@ def main() -> None:
             labels = test["label"].to_numpy(np.int64)
             probs = classifier.probabilities(mel, test["actor"].to_numpy(np.int64))
             report = classification_report(labels, probs.argmax(1))
-            single = accuracy(labels, classifier.probabilities(mel).argmax(1))
+            single, raw = (accuracy(labels, [classifier.labels.index(_top(
+                predict(file, classifier, level=level))) for file in test["path"]])
+                for level in (True, False))
+            enrolled = accuracy(labels, enrolled_predictions(classifier, mel, test["actor"],
+                                                             args.enrol, args.seed + fold))
             own = accuracy(labels, classifier.probabilities(mel, np.arange(len(mel))).argmax(1))
             saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
             members = getattr(classifier.model, "members", [])
@@ -134,13 +145,14 @@ def main() -> None:
                           for k in range(len(members))]
             rows.append({"fold": fold, "test_actors": list(split.test),
                          "accuracy": report["accuracy"], "uar": report["uar"],
-                         "single_clip_accuracy": single,
+                         "single_clip_accuracy": single, "single_clip_raw_accuracy": raw,
+                         "enrolled_accuracy": enrolled,
                          "own_clip_accuracy": own,
                          "epochs_run": len(trained.history["epoch"]),
                          "best_epoch": trained.history["best_epoch"], "seconds": seconds,
                          "member_accuracy": member_acc})
             print(f"{fold:>4} {','.join(map(str, split.test)):<16} {report['accuracy']:6.3f} "
-                  f"{report['uar']:6.3f} {single:6.3f} {rows[-1]['epochs_run']:>7} "
+                  f"{report['uar']:6.3f} {single:6.3f} {enrolled:6.3f} {rows[-1]['epochs_run']:>7} "
                   f"{rows[-1]['best_epoch']:>5} {seconds:8.1f}", flush=True)
 
     if args.save:
@@ -155,11 +167,14 @@ def main() -> None:
     print("recall over all folds: " + ", ".join(f"{name} {r:.2f}"
                                                 for name, r in pooled["recall"].items()),
           file=sys.stderr)
-    acc, uar, single, own = (np.array([r[k] for r in rows]) for k in (
-        "accuracy", "uar", "single_clip_accuracy", "own_clip_accuracy"))
+    acc, uar, single, raw, enrolled, own = (np.array([r[k] for r in rows]) for k in (
+        "accuracy", "uar", "single_clip_accuracy", "single_clip_raw_accuracy",
+        "enrolled_accuracy", "own_clip_accuracy"))
     seconds = np.array([r["seconds"] for r in rows])
     print(f"mean accuracy {acc.mean():.3f} ± {acc.std():.3f}, UAR {uar.mean():.3f} ± "
-          f"{uar.std():.3f}; single clips {single.mean():.3f} ± {single.std():.3f}; "
+          f"{uar.std():.3f}; single clips {single.mean():.3f} ± {single.std():.3f} "
+          f"({raw.mean():.3f} without level matching); enrolled with {args.enrol} clips "
+          f"{enrolled.mean():.3f} ± {enrolled.std():.3f}; "
           f"{seconds.mean():.0f} s per training run", file=sys.stderr)
     print(json.dumps({
         "benchmark": "classifier_ravdess", "data": str(data), "tune": args.tune, "folds": rows,
@@ -167,11 +182,34 @@ def main() -> None:
         "uar_mean": float(uar.mean()), "uar_std": float(uar.std()),
         "single_clip_accuracy_mean": float(single.mean()),
         "single_clip_accuracy_std": float(single.std()),
+        "single_clip_raw_accuracy_mean": float(raw.mean()),
+        "enrolled_accuracy_mean": float(enrolled.mean()),
+        "enrolled_accuracy_std": float(enrolled.std()), "enrol_clips": args.enrol,
         "own_clip_accuracy_mean": float(own.mean()),
         "train_seconds_mean": float(seconds.mean()), "recall": pooled["recall"],
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}))
+
+
+def _top(probabilities: dict[str, float]) -> str:
+    """The most probable emotion."""
+    return max(probabilities, key=probabilities.get)
+
+
+def enrolled_predictions(classifier: Classifier, mel: np.ndarray, actors: np.ndarray,
+                         clips: int, seed: int) -> np.ndarray:
+    """Each clip's label standardised with the statistics of ``clips`` other clips of its
+    speaker, drawn at random (unlabelled: any emotion), as ``predict --reference`` does."""
+    rng = np.random.default_rng(seed)
+    actors = np.asarray(actors)
+    out = np.empty(len(mel), np.int64)
+    for i in range(len(mel)):
+        others = np.flatnonzero((actors == actors[i]) & (np.arange(len(mel)) != i))
+        chosen = rng.choice(others, size=min(clips, len(others)), replace=False)
+        speaker = Normalizer.fit_standard(mel[chosen], classifier.audio.db_floor)
+        out[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0].argmax()
+    return out
 
 
 def tuning_split(split: Split, seed: int) -> Split:

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torchaudio
 from torch import nn
@@ -23,9 +22,9 @@ from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weig
                                      resumable_config, save_checkpoint)
 from emogan_utils.config import check_settings
 from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, load_corpus,
-                               manifest_actors, manifest_split, split_actors,
-                               training_labels)
-from emogan_utils.features import AudioConfig, Normalizer
+                               manifest_actors, manifest_split, select_actors, speaker_ids,
+                               split_actors, training_labels)
+from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import check_finite, classifier_loss
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
@@ -137,6 +136,13 @@ class TrainedClassifier:
     val_actors: tuple[int, ...]
     labels: tuple[str, ...] = EMOTIONS
     """The emotions of the model's outputs, in order (the corpus's label set)."""
+    train_speakers: tuple[str, ...] = ()
+    """The training speakers as ``corpus/name`` (:func:`~emogan_utils.data.speaker_ids`):
+    unlike actor numbers, these never collide across corpora."""
+    val_speakers: tuple[str, ...] = ()
+    speech_level_db: float | None = None
+    """The training clips' median active-speech level (dB of the log-mel), to which a single
+    clip is scaled before it is judged with the training statistics."""
 
 
 def augment(mel: torch.Tensor, config: ClassifierTrainConfig) -> torch.Tensor:
@@ -276,8 +282,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     return model.eval(), {**history, "best_epoch": run["best_epoch"]}
 
 
-def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None = None,
-                     train_actors: Sequence[int] | None = None,
+def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | None = None,
+                     train_actors: Sequence[int | str] | None = None,
                      config: ClassifierTrainConfig = ClassifierTrainConfig(),
                      audio: AudioConfig = AudioConfig(),
                      cache_dir: str | os.PathLike | None = None,
@@ -290,12 +296,15 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     gender-balanced actors; without ``train_actors`` a manifest's ``train`` speakers train,
     else every other actor but its ``test`` ones. ``checkpoint`` and ``resume`` are
     :func:`fit_classifier`'s: the run state after every epoch, and continuing from it with the
-    same actors, recordings and label set.
+    same actors, recordings and label set. Speakers are actor numbers or names
+    (:func:`~emogan_utils.data.select_actors`).
     """
     table = load_corpus(data)
     labels = training_labels(table, data)
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())
+    val_actors, train_actors = (None if part is None else select_actors(table, part, data)
+                                for part in (val_actors, train_actors))
     val_actors, train_actors = manifest_split(table, val_actors, train_actors)
     if val_actors is None:
         if len(actors) < 3:
@@ -314,6 +323,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
             raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
                              f"(it has actors {actors})")
     used = table[table["actor"].isin(split.train + split.val)]
+    named = dict(zip(used["actor"], speaker_ids(used)))
     provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
                   "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
     distributed.start(pick_device(config.device))
@@ -325,6 +335,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
     train = table["actor"].isin(split.train).to_numpy()
     val = table["actor"].isin(split.val).to_numpy()
     normalizer = Normalizer.fit_standard(mel[train], audio.db_floor)
+    level = float(np.median(speech_level_db(mel[train][:, :audio.n_mels], audio.db_floor)))
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
     x_train, y_train, actor_copies = [x["train"]], [targets[train]], [speakers[train]]
@@ -357,10 +368,15 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
             _member_run(checkpoint, k).unlink(missing_ok=True)
     if config.ensemble == 1:
         return TrainedClassifier(members[0], normalizer, config, histories[0], split.train,
-                                 split.val, labels)
+                                 split.val, labels, *_names(named, split), level)
     history = {**histories[0], "members": histories[1:]}
     return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
-                             split.train, split.val, labels)
+                             split.train, split.val, labels, *_names(named, split), level)
+
+
+def _names(named: dict[int, str], split: Split) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The training and validation speakers of ``split`` as ``corpus/name``."""
+    return tuple(named[a] for a in split.train), tuple(named[a] for a in split.val)
 
 
 def _speaker_ids(actor_copies: Sequence[np.ndarray]) -> np.ndarray:
@@ -393,5 +409,9 @@ def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
                "ensemble": len(getattr(trained.model, "members", [trained.model])),
                "train_actors": list(trained.train_actors),
                "val_actors": list(trained.val_actors),
+               "train_speakers": list(trained.train_speakers),
+               "val_speakers": list(trained.val_speakers),
+               **({} if trained.speech_level_db is None
+                  else {"speech_level_db": trained.speech_level_db}),
                "train_config": {k: v for k, v in trained.config.to_dict().items()
                                 if k != "model"}})

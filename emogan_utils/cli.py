@@ -65,6 +65,15 @@ def _actors(text: str) -> list[int]:
     return [actor for lo, hi in bounds for actor in range(lo, hi + 1)]
 
 
+def _speakers(text: str) -> list[str]:
+    """Speakers named by an option: 'OAF,YAF' or RAVDESS's '19,20' and '21-24' (ranges of
+    numbers, bounded as :func:`_actors` bounds them); matched to a corpus's speakers by
+    :func:`~emogan_utils.data.select_actors`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    numeric = [p for p in parts if p.replace("-", "").isdigit()]
+    return [*map(str, _actors(",".join(numeric))), *(p for p in parts if p not in numeric)]
+
+
 def _data_dir(value: str | None) -> Path:
     """The corpus folder or manifest: the option, else EMOGAN_DATA / data/RAVDESS / the
     embedded corpus."""
@@ -222,8 +231,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
-                        train_actors=_actors(args.actors) if args.actors else None,
-                        val_actors=_actors(args.val_actors) if args.val_actors else (),
+                        train_actors=_speakers(args.actors) if args.actors else None,
+                        val_actors=_speakers(args.val_actors) if args.val_actors else (),
                         cache_dir=_cache(), resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
         distributed.stop()
@@ -261,32 +270,32 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seen(extra: dict) -> set[int]:
-    """The actors a checkpoint's ``extra`` says its model trained or validated on."""
-    return {int(a) for key in ("train_actors", "val_actors") for a in extra.get(key, [])}
-
-
 def _actors_to_score(table, option: str | None, seen: dict[str, set[int]], data: Path
-                     ) -> tuple[list[int], list[int]]:
-    """The actors an evaluation scores, and those of them a model saw: ``option``'s, else every
-    actor of ``table`` that none of the models (``seen``: name -> actors) trained or validated
-    on. Warns on stderr, per model, about scored actors it saw."""
+                     ) -> tuple[list[int], list[str]]:
+    """The actors an evaluation scores, and the speakers (``corpus/name``) among them that a
+    model saw: ``option``'s speakers, else every actor of ``table`` that none of the models
+    (``seen``: model -> actors) trained or validated on. Warns on stderr, per model, about
+    scored speakers it saw."""
+    from emogan_utils.data import select_actors, speaker_ids
+
     saw = set().union(*seen.values())
-    actors = _actors(option) if option else sorted(set(table["actor"]) - saw)
+    actors = (select_actors(table, _speakers(option), data) if option
+              else sorted(set(table["actor"]) - saw))
     if not actors:
         raise ValueError(f"{data}: every actor was used to train or validate "
                          f"{' or '.join(seen)}; pass --actors to score some anyway (not "
                          "speaker-independent), or train with --actors leaving some out")
-    for name, actors_seen in seen.items():
-        overlap = sorted(actors_seen & set(actors))
+    names = dict(zip(table["actor"], speaker_ids(table)))
+    for model, actors_seen in seen.items():
+        overlap = [names[a] for a in sorted(actors_seen & set(actors))]
         if overlap:
-            print(f"warning: actors {overlap} were used in training or validation of {name}; "
-                  "their scores are not speaker-independent", file=sys.stderr)
-    return actors, sorted(saw & set(actors))
+            print(f"warning: speakers {overlap} were used in training or validation of {model};"
+                  " their scores are not speaker-independent", file=sys.stderr)
+    return actors, [names[a] for a in sorted(saw & set(actors))]
 
 
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
-    from emogan_utils.data import load_corpus
+    from emogan_utils.data import load_corpus, seen_actors, select_actors
     from emogan_utils.evaluate import (classifier_judge, egemaps_judge, evaluate_translation,
                                        fit_egemaps_judge)
     from emogan_utils.inference import load_classifier
@@ -295,15 +304,16 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     corpus = load_corpus(data)
     translator = _translator(args)
     classifiers = [load_classifier(c) for c in args.classifier]
-    seen = {str(translator.path): _seen(translator.extra),
-            **{str(c.path): _seen(c.extra) for c in classifiers}}
+    seen = {str(translator.path): set(seen_actors(translator.extra, corpus)),
+            **{str(c.path): set(c.seen_actors(corpus)) for c in classifiers}}
     actors, seen_scored = _actors_to_score(corpus, args.actors, seen, data)
     table = corpus[corpus["actor"].isin(actors)]
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
     rate, cache = translator.audio.sample_rate, Paths.from_env().cache / "egemaps"
     judges = {"classifier": classifier_judge(classifiers, rate, reference=table)}
-    judge_actors = (_actors(args.egemaps_actors) if args.egemaps_actors
+    judge_actors = (select_actors(corpus, _speakers(args.egemaps_actors), data)
+                    if args.egemaps_actors
                     else sorted(set(corpus["actor"]) - set(actors)))
     judge_table = corpus[corpus["actor"].isin(judge_actors)]
     if judge_table["emotion"].nunique() >= 2:
@@ -327,9 +337,9 @@ def _cmd_train_converter(args: argparse.Namespace) -> int:
                                                                 ("seed", args.seed)) if v is not None})
     start = time.perf_counter()
     trained = train_converter(_data_dir(args.data), config,
-                              train_actors=_actors(args.actors) if args.actors else None,
-                              val_actors=_actors(args.val_actors) if args.val_actors else (),
-                              cache_dir=Paths.from_env().cache / "contours")
+                              train_actors=_speakers(args.actors) if args.actors else None,
+                              val_actors=_speakers(args.val_actors) if args.val_actors else (),
+                              cache_dir=_cache() / "contours")
     save_converter(args.out, trained)
     _print_json({"checkpoint": str(args.out), "epochs": config.epochs,
                  "final": {k: round(v[-1], 4) for k, v in trained.history.items() if v},
@@ -356,8 +366,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     _check_overwrite(out, "classifier", args.force)
     start = time.perf_counter()
     trained = train_classifier(_data_dir(args.data),
-                               val_actors=_actors(args.val_actors) if args.val_actors else None,
-                               train_actors=_actors(args.actors) if args.actors else None,
+                               val_actors=_speakers(args.val_actors) if args.val_actors else None,
+                               train_actors=_speakers(args.actors) if args.actors else None,
                                config=config, cache_dir=_cache(),
                                checkpoint=run_state, resume=args.resume)
     if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
@@ -370,7 +380,9 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     best = history["epoch"].index(history["best_epoch"])
     _print_json({"checkpoint": str(args.out), "norm_mode": config.norm_mode,
                  "train_actors": list(trained.train_actors),
-                 "val_actors": list(trained.val_actors), "epochs_run": len(history["epoch"]),
+                 "val_actors": list(trained.val_actors),
+                 "train_speakers": list(trained.train_speakers),
+                 "val_speakers": list(trained.val_speakers), "epochs_run": len(history["epoch"]),
                  "best_epoch": history["best_epoch"],
                  "val_accuracy": round(history["val_acc"][best], 4),
                  "seconds": round(time.perf_counter() - start, 2)})
@@ -378,21 +390,28 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from emogan_utils.inference import load_classifier, predict
+    from emogan_utils import storage
+    from emogan_utils.inference import judge, load_classifier, reference_statistics
 
     classifier = load_classifier(args.classifier)
-    predictions = []
-    for path in args.audio:  # each clip alone, as one file of an unknown speaker
+    speaker = reference_statistics(args.reference, classifier) if args.reference else ()
+    predictions, timeline = [], []
+    for path in args.audio:  # each whole clip, of an unknown speaker or the reference's
         try:
-            probabilities = predict(path, classifier)
+            verdict = judge(path, classifier, reference=speaker)
         except (EmoganError, ValueError, OSError) as err:
             if args.strict:
                 raise
             print(f"emogan predict: {path}: skipped: {err}", file=sys.stderr)
             predictions.append({"file": path, "error": str(err)})
             continue
-        predictions.append({"file": path, "emotion": max(probabilities, key=probabilities.get),
-                            "probabilities": {k: round(v, 4) for k, v in probabilities.items()}})
+        predictions.append({"file": path, "emotion": verdict.emotion,
+                            "probabilities": {k: round(v, 4)
+                                              for k, v in verdict.probabilities.items()}})
+        timeline.append({"file": path, "windows": [w.to_dict() for w in verdict.windows]})
+    if args.timeline:
+        storage.write_json(args.timeline, {"classifier": str(args.classifier),
+                                           "clips": timeline})
     _print_json({"classifier": str(args.classifier), "predictions": predictions})
     return 1 if any("error" in p for p in predictions) else 0
 
@@ -405,8 +424,8 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.checkpoint)
     data = _data_dir(args.data)
     table = load_corpus(data)
-    actors, seen_scored = _actors_to_score(table, args.actors,
-                                           {str(args.checkpoint): _seen(classifier.extra)}, data)
+    actors, seen_scored = _actors_to_score(
+        table, args.actors, {str(args.checkpoint): set(classifier.seen_actors(table))}, data)
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
@@ -473,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="override the batch size (global: split over torchrun's processes)")
-    p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
-    p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
+    p.add_argument("--actors", help="training speakers, e.g. 1-20 or OAF (default: all but "
+                                    "--val-actors)")
+    p.add_argument("--val-actors", help="speakers held out for validation losses, e.g. 19,20")
     p.set_defaults(func=_cmd_train_gan)
 
     p = sub.add_parser("train-converter",
@@ -511,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="actors of --data the eGeMAPS judge trains on (default: every actor "
                         "not evaluated)")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all that neither "
-                                    "the GAN nor a judge trained or validated on)")
+    p.add_argument("--actors", help="speakers to score, numbers or names, e.g. 21-24 (default: "
+                                    "all that neither the model nor a judge trained or "
+                                    "validated on)")
     p.add_argument("--source", default="neutral", help="emotion to convert from")
     p.add_argument("--no-prosody", action="store_true",
                    help="the generator alone: keep the source's pitch and tempo")
@@ -537,8 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-adversary", type=float, metavar="WEIGHT",
                    help="weight of the adversarial speaker head that pushes speaker identity "
                         "out of the model (default 0.3, --quick 0 = none)")
-    p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
-    p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
+    p.add_argument("--actors", help="training speakers, e.g. 1-18 or YAF,OAF (default: all but "
+                                    "--val-actors)")
+    p.add_argument("--val-actors", help="validation speakers, e.g. 1,2 or OAF (default: two, "
+                                        "balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
     p.add_argument("--force", action="store_true",
@@ -549,18 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
-    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, ...), each read whole")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unusable file, exit 2 (default: report its error "
                         "beside the other files' results, exit 1)")
+    p.add_argument("--reference", nargs="+", metavar="CLIP",
+                   help="a few unlabelled clips of the same speaker, whose statistics "
+                        "standardise theirs (after the audio files, or before '--')")
+    p.add_argument("--timeline", metavar="JSON",
+                   help="write each window's start and end (s) and probabilities here")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate-classifier",
                        help="accuracy, UAR and confusion matrix on held-out actors")
     p.add_argument("--checkpoint", required=True, help="classifier checkpoint")
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
-    p.add_argument("--actors", help="actors to score, e.g. 21-24 (default: all the checkpoint "
-                                    "neither trained nor validated on)")
+    p.add_argument("--actors", help="speakers to score, e.g. 21-24 or OAF (default: all the "
+                                    "checkpoint neither trained nor validated on)")
     p.set_defaults(func=_cmd_evaluate_classifier)
 
     return parser

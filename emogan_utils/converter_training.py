@@ -22,7 +22,8 @@ from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.contours import (ENERGY_UNIT_DB, F0_UNIT, N_CEPSTRA, OUTPUT_UNITS, SCALES,
                                    CepstralStats, Contours,
                                    clip_contours, converter_inputs, training_targets)
-from emogan_utils.data import corpus_fingerprint, corpus_labels, load_corpus, manifest_actors
+from emogan_utils.data import (corpus_fingerprint, corpus_labels, load_corpus, manifest_actors,
+                               manifest_split, select_actors, training_speakers)
 from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.models import ContourConverter, ConverterConfig, converter_code
 from emogan_utils.pairs import dtw_alignment
@@ -247,25 +248,31 @@ def evaluate_converter(model: ContourConverter, data: ContourSet,
 
 
 def train_converter(data: str | os.PathLike, config: ConverterTrainConfig = ConverterTrainConfig(),
-                    train_actors: Sequence[int] | None = None, val_actors: Sequence[int] = (),
+                    train_actors: Sequence[int | str] | None = None,
+                    val_actors: Sequence[int | str] = (),
                     audio: AudioConfig = AudioConfig(), cache_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> TrainedConverter:
     """Train the contour converter on a parallel corpus (folder or manifest).
 
-    ``train_actors`` defaults to a manifest's ``train`` speakers, else every actor not in
-    ``val_actors``; the cepstral statistics come from the training actors only."""
+    ``val_actors`` defaults to a manifest's ``val`` speakers; ``train_actors`` to its ``train``
+    speakers, else every actor neither in ``val_actors`` nor a manifest's ``test`` speakers
+    (actor numbers or speaker names: :func:`~emogan_utils.data.select_actors`). The cepstral
+    statistics come from the training actors only."""
     table = load_corpus(data)
     labels = corpus_labels(table)
     if config.reference not in labels:
         raise ValueError(f"{data}: no {config.reference} recordings to pair with (the corpus "
                          f"has {', '.join(labels)})")
     actors = {int(a) for a in table["actor"]}
-    val_actors = [int(a) for a in val_actors]
-    train_actors = sorted({int(a) for a in train_actors or manifest_actors(table, "train")
-                           or actors} - set(val_actors))
+    given_val, given_train = manifest_split(
+        table, select_actors(table, val_actors, data) or None,
+        select_actors(table, train_actors, data) if train_actors else None)
+    val_actors = [int(a) for a in given_val or ()]
+    held_out = set(val_actors) | set(manifest_actors(table, "test"))
+    train_actors = sorted({int(a) for a in given_train or actors} - held_out)
     missing = sorted((set(train_actors) | set(val_actors)) - actors)
-    if missing:
-        raise ValueError(f"{data}: no recordings of actors {missing}")
+    if missing or not train_actors:
+        raise ValueError(f"{data}: no recordings of actors {missing or train_actors} to train on")
     config = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                    n_emotions=len(labels)))
     parts = {}
@@ -279,6 +286,7 @@ def train_converter(data: str | os.PathLike, config: ConverterTrainConfig = Conv
     model, history = fit_converter(sets["train"], config, sets["val"], progress)
     used = table[table["actor"].isin([*train_actors, *val_actors])]
     provenance = {"train_actors": train_actors, "val_actors": val_actors,
+                  **training_speakers(table, train_actors, val_actors),
                   "corpus": corpus_fingerprint(used, data), "labels": list(labels),
                   "train_config": config.to_dict()}
     return TrainedConverter(model, stats, tuple(labels), history, provenance)

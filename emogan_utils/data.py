@@ -9,6 +9,7 @@ angry, strong, "Kids are talking by the door", first repetition, actor 12 (femal
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import random
 import re
@@ -147,14 +148,17 @@ def emotion_id(name: str) -> int:
 
 COLUMNS = ["path", "modality", "vocal_channel", "emotion_id", "intensity", "statement_id",
            "repetition", "actor", "emotion", "label", "statement", "gender", "speaker",
-           "utterance", "split"]
-"""The corpus table of every layout. ``actor`` is the speaker as an int (the speaker's number
-where all are numbers, else their place in sorted order), ``statement_id`` the utterance so,
+           "utterance", "split", "corpus"]
+"""The corpus table of every layout. A speaker is ``corpus`` (the layout, or a manifest's
+corpus) and ``speaker`` (the name): :func:`speaker_ids`. ``actor`` numbers the speakers of
+one table (the speaker's number where all are distinct numbers, else their place in sorted
+order), ``statement_id`` the utterance so,
 ``label`` the emotion's index in the corpus's label set (:func:`corpus_labels`) and
 ``emotion_id`` that plus one; ``split`` is a manifest's train/val/test or empty."""
 EXAMPLES = {"ravdess": "Actor_12/03-01-05-02-01-01-12.wav", **EXAMPLES}
 MANIFEST_COLUMNS = ("path", "speaker", "emotion", "utterance")
-MANIFEST_OPTIONAL = {"repetition": 1, "intensity": 1, "gender": "", "split": ""}
+MANIFEST_OPTIONAL = {"repetition": 1, "intensity": 1, "gender": "", "split": "", "corpus": ""}
+"""Optional manifest columns and their defaults; an empty ``corpus`` is the manifest's name."""
 SPLITS = ("train", "val", "test")
 
 
@@ -253,20 +257,81 @@ def detect_layout(root: Path, files: Sequence[Path] | None = None) -> str:
 
 def _ravdess_row(record: RavdessFile) -> dict:
     return {**record.as_row(), "speaker": f"{record.actor:02d}",
-            "utterance": f"{record.statement_id:02d}", "split": ""}
+            "utterance": f"{record.statement_id:02d}", "split": "", "corpus": "ravdess"}
 
 
 def _numbers(values: Sequence[str]) -> dict[str, int]:
-    """Each distinct value's number: itself where all are digits, else its place (from 1)."""
+    """Each distinct value's number: itself where all are digits naming distinct numbers, else
+    its place (from 1), so that ``1`` and ``01`` stay apart."""
     distinct = sorted(set(values))
-    if all(v.isdigit() for v in distinct):
+    if all(v.isdigit() for v in distinct) and len({int(v) for v in distinct}) == len(distinct):
         return {v: int(v) for v in distinct}
     return {v: i for i, v in enumerate(distinct, start=1)}
 
 
+def speaker_ids(table: pd.DataFrame) -> list[str]:
+    """Each row's speaker as ``corpus/name``, e.g. ``ravdess/01`` or ``tess/OAF``: two corpora
+    whose speakers share a name or number keep them apart."""
+    return [f"{c}/{s}" for c, s in zip(table["corpus"], table["speaker"])]
+
+
+def training_speakers(table: pd.DataFrame, train_actors: Sequence[int],
+                      val_actors: Sequence[int]) -> dict[str, list[str]]:
+    """``train_speakers`` and ``val_speakers`` as ``corpus/name``, for a checkpoint."""
+    named = dict(zip(table["actor"], speaker_ids(table)))
+    return {"train_speakers": [named[a] for a in train_actors if a in named],
+            "val_speakers": [named[a] for a in val_actors if a in named]}
+
+
+def seen_actors(extra: dict, table: pd.DataFrame) -> list[int]:
+    """The actors of a corpus ``table`` that a checkpoint (its ``extra``) was trained or
+    validated on: those whose ``corpus/name`` it records; for a checkpoint that records only
+    actor numbers, the speakers whose name is one of those numbers."""
+    named = {*extra.get("train_speakers", []), *extra.get("val_speakers", [])}
+    numbers = {*extra.get("train_actors", []), *extra.get("val_actors", [])}
+    seen = {int(actor) for actor, who, name in zip(table["actor"], speaker_ids(table),
+                                                   table["speaker"].astype(str))
+            if who in named or not named and name.isdigit() and int(name) in numbers}
+    return sorted(seen)
+
+
+def select_actors(table: pd.DataFrame, speakers: Iterable[int | str], source: object
+                  ) -> list[int]:
+    """The table's actor numbers of ``speakers``: ints are actor numbers as they are; a string
+    is a speaker's name (``OAF``, any case), ``corpus/name`` (``tess/OAF``), or a number that
+    a numerically named speaker has (``19`` for ``19`` or ``0019``).
+
+    A name no speaker has, or one that several corpora's speakers share, raises
+    :class:`CorpusError` naming ``source`` (the corpus) and the speakers it has.
+    """
+    who = table[["actor", "corpus", "speaker"]].drop_duplicates("actor")
+    ids = {int(a): f"{c}/{s}" for a, c, s in who.itertuples(index=False)}
+    names = {int(a): str(s) for a, s in zip(who["actor"], who["speaker"])}
+    chosen, problems = [], []
+    for item in speakers:
+        if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            chosen.append(int(item))
+            continue
+        text = str(item).strip()
+        found = [a for a in ids if text.lower() in (ids[a].lower(), names[a].lower())]
+        if not found and text.isdigit():
+            found = [a for a, n in names.items() if n.isdigit() and int(n) == int(text)]
+        if len(found) == 1:
+            chosen.append(found[0])
+        else:
+            problems.append(f"{text!r} names {' and '.join(ids[a] for a in found)}: write "
+                            "corpus/name" if found else f"no speaker {text!r}")
+    if problems:
+        names = ", ".join(sorted(ids.values()))
+        raise CorpusError(f"{source}: {'; '.join(problems)} (its speakers: {names})")
+    return chosen
+
+
 def _recordings_table(records: Sequence[Recording], labels: Sequence[str], layout: str,
-                      splits: Sequence[str] | None = None) -> pd.DataFrame:
-    """The corpus table of recordings of any layout (or a manifest's, with their splits)."""
+                      splits: Sequence[str] | None = None,
+                      corpora: Sequence[str] | None = None) -> pd.DataFrame:
+    """The corpus table of recordings of any layout (or a manifest's, with their splits and
+    corpora)."""
     actors = _numbers([r.speaker for r in records])
     statements = _numbers([r.utterance for r in records])
     rows = []
@@ -278,7 +343,8 @@ def _recordings_table(records: Sequence[Recording], labels: Sequence[str], layou
                      "emotion": r.emotion, "label": label,
                      "statement": r.statement or r.utterance, "gender": r.gender,
                      "speaker": r.speaker, "utterance": r.utterance,
-                     "split": splits[i] if splits else ""})
+                     "split": splits[i] if splits else "",
+                     "corpus": corpora[i] if corpora else layout})
     return _table(rows, labels, layout)
 
 
@@ -377,7 +443,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     records = [Recording(file, row.speaker, emotion, row.utterance, int(row.repetition),
                          int(row.intensity), row.gender.lower())
                for file, emotion, row in zip(files, emotions, frame.itertuples(index=False))]
-    return _recordings_table(records, labels, "manifest", splits)
+    corpora = [c or path.stem for c in frame["corpus"]]
+    return _recordings_table(records, labels, "manifest", splits, corpora)
 
 
 def _raise_problems(path: Path, problems: list[str]) -> None:

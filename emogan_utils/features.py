@@ -248,9 +248,10 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
                             res_type="soxr_hq").astype(np.float32)
 
 
-def trim_silence(wave: np.ndarray, top_db: float | None, frame_length: int = 1024,
-                 hop_length: int = 256) -> np.ndarray:
-    """Cut leading and trailing audio of a mono ``wave`` quieter than ``top_db`` below the peak.
+def loud_span(wave: np.ndarray, top_db: float | None, frame_length: int = 1024,
+              hop_length: int = 256) -> tuple[int, int]:
+    """``(start, stop)`` samples of a mono ``wave`` that :func:`trim_silence` keeps: the
+    leading and trailing audio quieter than ``top_db`` below the peak lies outside them.
 
     The same cut as ``librosa.effects.trim`` (centred frames zero-padded at both ends, frame mean
     square against the loudest frame's, both floored at 1e-10), which the tests check sample for
@@ -258,12 +259,12 @@ def trim_silence(wave: np.ndarray, top_db: float | None, frame_length: int = 102
     framing the signal, 0.1 ms a 2-s clip against librosa's 0.3 ms, most of which was Python
     overhead per call. ``frame_length`` must be a multiple of ``hop_length``.
     """
+    n = wave.shape[-1]
     if top_db is None or not np.any(wave):
-        return wave
+        return 0, n
     if frame_length % hop_length:
         raise ValueError(f"frame_length {frame_length} is not a multiple of hop_length "
                          f"{hop_length}")
-    n = wave.shape[-1]
     padded = np.zeros((-(-n // hop_length)) * hop_length + frame_length, dtype=np.float64)
     padded[frame_length // 2:frame_length // 2 + n] = wave
     block_sums = np.square(padded).reshape(-1, hop_length).sum(axis=1)
@@ -272,8 +273,18 @@ def trim_silence(wave: np.ndarray, top_db: float | None, frame_length: int = 102
     mean_square = np.maximum((running[span:span + frames] - running[:frames]) / frame_length, 1e-10)
     loud = np.flatnonzero(mean_square > mean_square.max() * 10.0 ** (-top_db / 10.0))
     if not loud.size:  # top_db <= 0: nothing is loud enough, keep everything
+        return 0, n
+    return int(loud[0] * hop_length), int(min(n, (loud[-1] + 1) * hop_length))
+
+
+def trim_silence(wave: np.ndarray, top_db: float | None, frame_length: int = 1024,
+                 hop_length: int = 256) -> np.ndarray:
+    """Cut leading and trailing audio of a mono ``wave`` quieter than ``top_db`` below the peak
+    (:func:`loud_span`); ``wave`` itself when nothing is cut."""
+    start, stop = loud_span(wave, top_db, frame_length, hop_length)
+    if (start, stop) == (0, wave.shape[-1]):
         return wave
-    return wave[..., loud[0] * hop_length:min(n, (loud[-1] + 1) * hop_length)]
+    return wave[..., start:stop]
 
 
 def fix_length(wave: np.ndarray, n_samples: int | None) -> np.ndarray:
@@ -558,6 +569,70 @@ def normalize_per_speaker(mel_db: np.ndarray, actors: Sequence[int],
     for i, actor in enumerate(actors):
         out[i] = normalizers[int(actor)](mel_db[i])
     return out
+
+
+ACTIVE_DB = 30.0
+"""Frames within this many dB of a clip's loudest frame count as active speech."""
+
+
+def frame_energy_db(mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> np.ndarray:
+    """``(..., T)`` total mel power of each frame of log-mels ``(..., n_mels, T)``, in dB."""
+    power = np.power(10.0, np.asarray(mel_db, np.float64) / 10.0).sum(axis=-2)
+    return np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), db_floor)
+
+
+def active_frames(mel_db: np.ndarray, loudest_db: float | np.ndarray | None = None,
+                  below_db: float = ACTIVE_DB,
+                  db_floor: float = AudioConfig.db_floor) -> np.ndarray:
+    """``(..., T)`` True for the frames of log-mels ``(..., n_mels, T)`` within ``below_db`` of
+    ``loudest_db`` (default: each clip's own loudest frame) and above the padding."""
+    energy = frame_energy_db(mel_db, db_floor)
+    if loudest_db is None:
+        loudest_db = energy.max(axis=-1, keepdims=True)
+    return (energy >= np.asarray(loudest_db) - below_db) & speech_mask(mel_db, db_floor)
+
+
+def speech_level_db(mel_db: np.ndarray, db_floor: float = AudioConfig.db_floor) -> np.ndarray:
+    """Active-speech level of log-mels ``(..., n_mels, T)``: the mean dB over the mel bins and
+    :func:`active_frames` of each clip (a float array of the leading shape). A gain of ``g`` dB
+    on the waveform raises it by ``g`` while no band reaches the floor."""
+    mel_db = np.asarray(mel_db, np.float64)
+    active = active_frames(mel_db, db_floor=db_floor)[..., None, :]
+    count = np.maximum(active.sum(axis=(-2, -1)) * mel_db.shape[-2], 1)
+    return (mel_db * active).sum(axis=(-2, -1)) / count
+
+
+def match_level(wave: np.ndarray, target_db: float, config: AudioConfig = AudioConfig()
+                ) -> np.ndarray:
+    """``wave`` scaled so that the active-speech level of its log-mel (:func:`speech_level_db`)
+    is ``target_db``: how loud it was recorded no longer shows."""
+    level = float(speech_level_db(log_mel(wave, config), config.db_floor))
+    return (wave * np.float32(10.0 ** ((target_db - level) / 20.0))).astype(np.float32)
+
+
+def speech_segments(active: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` frame spans of the runs of ``active`` frames, runs separated by fewer
+    than ``max_gap`` inactive frames joined into one; empty when no frame is active."""
+    frames = np.flatnonzero(np.asarray(active, bool))
+    if not frames.size:
+        return []
+    breaks = np.flatnonzero(np.diff(frames) > max_gap)
+    starts = np.concatenate(([frames[0]], frames[breaks + 1]))
+    stops = np.concatenate((frames[breaks], [frames[-1]])) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def window_starts(samples: int, window: int, hop: int) -> list[int]:
+    """Starts of ``window``-sample windows every ``hop`` samples over ``samples`` samples, the
+    last one ending at the end; one window at 0 when the clip is no longer than a window."""
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got {window} and {hop}")
+    if samples <= window:
+        return [0]
+    starts = list(range(0, samples - window + 1, hop))
+    if starts[-1] + window < samples:
+        starts.append(samples - window)
+    return starts
 
 
 # ------------------------------------------------------------------------------ cache and batch

@@ -20,7 +20,8 @@ from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weig
                                      resumable_config, save_checkpoint)
 from emogan_utils.config import check_settings
 from emogan_utils.data import (EMOTIONS, corpus_fingerprint, load_corpus,
-                               manifest_actors, manifest_split, training_labels)
+                               manifest_actors, manifest_split, select_actors,
+                               training_labels, training_speakers)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -288,16 +289,18 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
 
 
 def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
-              config: GANTrainConfig = GANTrainConfig(), train_actors: Sequence[int] | None = None,
-              val_actors: Sequence[int] = (), audio: AudioConfig = AudioConfig(),
+              config: GANTrainConfig = GANTrainConfig(),
+              train_actors: Sequence[int | str] | None = None,
+              val_actors: Sequence[int | str] = (), audio: AudioConfig = AudioConfig(),
               cache_dir: str | os.PathLike | None = None, resume: bool = False,
               stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
     """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
     pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
     ``val_actors`` defaults to a manifest's ``val`` speakers; ``train_actors`` to its ``train``
-    speakers, else every actor neither in ``val_actors`` nor a manifest's ``test`` speakers.
-    The range normaliser and
+    speakers, else every actor neither in ``val_actors`` nor a manifest's ``test`` speakers
+    (actor numbers or speaker names: :func:`~emogan_utils.data.select_actors`). The range
+    normaliser and
     each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
     after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
     training actors only and saved in the checkpoint.
@@ -309,7 +312,9 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
-    given_val, given_train = manifest_split(table, list(val_actors) or None, train_actors)
+    given_val, given_train = manifest_split(
+        table, select_actors(table, val_actors, data) or None,
+        select_actors(table, train_actors, data) if train_actors else None)
     val_actors = [int(a) for a in given_val or ()]
     held_out = set(val_actors) | set(manifest_actors(table, "test"))
     train_actors = sorted({int(a) for a in given_train or actors} - held_out)
@@ -336,7 +341,10 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
     used = table[table["actor"].isin([*train_actors, *val_actors])]
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
-                   extra={"prosody": prosody.state_dict()}, progress=progress,
+                   extra={"prosody": prosody.state_dict(),
+                          **training_speakers(table, train_actors, val_actors)},
+                   progress=progress,
                    data={"train_actors": train_actors, "val_actors": list(val_actors),
                          "corpus": corpus_fingerprint(used, data), "labels": list(labels)},
                    labels=labels)
+

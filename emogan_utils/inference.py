@@ -16,9 +16,11 @@ import torch
 
 from emogan_utils.checkpoint import CheckpointError, build_model, load_checkpoint
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
-from emogan_utils.data import EMOTIONS, emotion_name
-from emogan_utils.features import (AudioConfig, LogMel, Normalizer, load_audio, prepare_waveform,
-                                   require_speech)
+from emogan_utils.data import EMOTIONS, emotion_name, seen_actors
+from emogan_utils.features import (AudioConfig, LogMel, Normalizer, active_frames,
+                                   frame_energy_db, load_audio, log_mel,
+                                   match_level, prepare_waveform, require_speech,
+                                   speech_segments, stack_fixed_length, window_starts)
 from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.contours import (CONTOUR_WORLD, CepstralStats, Contours, apply_contours,
@@ -77,6 +79,21 @@ class Classifier:
                         speakers, self.audio)
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
 
+    def seen_actors(self, table: pd.DataFrame) -> list[int]:
+        """The actors of ``table`` this classifier was trained or validated on
+        (:func:`~emogan_utils.data.seen_actors`)."""
+        return seen_actors(self.extra, table)
+
+    @property
+    def speech_level_db(self) -> float:
+        """The training clips' typical active-speech level (median, dB of the log-mel), to
+        which a single clip is scaled; for checkpoints that do not record it, the mean level of
+        the training statistics' mel bins."""
+        saved = self.extra.get("speech_level_db")
+        if isinstance(saved, (int, float)) and not isinstance(saved, bool):
+            return float(saved)
+        return float(np.mean(self.normalizer.shift[:self.audio.n_mels]))
+
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None,
                     audio: AudioConfig | None = None) -> Classifier:
@@ -108,25 +125,157 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
                       tuple(payload["labels"]), prosody)
 
 
-def predict(audio: str | os.PathLike | np.ndarray | torch.Tensor,
-            checkpoint: str | os.PathLike | Classifier,
-            sample_rate: int | None = None) -> dict[str, float]:
-    """Per-emotion probabilities (the checkpoint's emotions in order, summing to 1) of one clip.
+Audio = str | os.PathLike | np.ndarray | torch.Tensor
+"""A clip: a file path, or a waveform (whose sample rate is passed beside it)."""
 
-    ``audio`` is a file path or a waveform (then ``sample_rate`` is required); ``checkpoint``
-    a path or a :class:`Classifier` from :func:`load_classifier`, to avoid reloading.
-    """
-    classifier = checkpoint if isinstance(checkpoint, Classifier) else load_classifier(checkpoint)
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    """The classifier's view of one window of a clip."""
+
+    start: float
+    """Seconds from the start of the audio as given (leading silence included)."""
+    end: float
+    weight: float
+    """Share of the window's frames of audio that are active speech: its weight in the pooled
+    verdict."""
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """The window as plain JSON values."""
+        return {"start": round(self.start, 3), "end": round(self.end, 3),
+                "weight": round(self.weight, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+
+
+@dataclass(frozen=True)
+class ClipVerdict:
+    """A whole clip judged: the pooled probabilities and each window's."""
+
+    probabilities: dict[str, float]
+    windows: tuple[WindowVerdict, ...]
+
+    @property
+    def emotion(self) -> str:
+        """The most probable emotion of the whole clip."""
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+def _model_rate_wave(audio: Audio, classifier: Classifier, sample_rate: int | None
+                     ) -> np.ndarray:
+    """The clip as mono float32 at the model's rate, untrimmed and at full length."""
     if isinstance(audio, (str, os.PathLike)):
-        wave = load_audio(audio, classifier.audio)
+        wave = load_audio(audio, classifier.audio, trim=False, fixed_length=False)
     elif sample_rate is None:
         raise ValueError("predict needs sample_rate when given a waveform instead of a file")
     else:
-        wave = prepare_waveform(audio, sample_rate, classifier.audio)
+        untrimmed = dataclasses.replace(classifier.audio, trim_db=None)
+        wave = prepare_waveform(audio, sample_rate, untrimmed, fixed_length=False)
     require_speech(wave, classifier.audio, audio if isinstance(audio, (str, os.PathLike))
                    else "waveform")
-    probs = classifier.probabilities(classifier.inputs(wave[None]))[0]
-    return {name: float(p) for name, p in zip(classifier.labels, probs)}
+    return wave
+
+
+MAX_PAUSE_SECONDS = 1.0
+"""Silence at least this long splits a clip into stretches of speech, windowed apart."""
+
+
+def _windows(wave: np.ndarray, audio: AudioConfig, hop: float
+             ) -> tuple[list[int], list[int], np.ndarray]:
+    """The windows of a model-rate clip: their starts and ends (samples) and the ``(N, window)``
+    windows zero-padded at the end to the model's clip length.
+
+    The clip is split at pauses of :data:`MAX_PAUSE_SECONDS` into stretches of speech (frames
+    within ``audio.trim_db`` of the loudest, as trimming keeps); each stretch gets windows every
+    ``hop`` of a window, a stretch shorter than a window one window, so that every window starts
+    with speech like a trimmed training clip. Without a clip length the clip is one window.
+    """
+    if audio.n_samples is None:
+        return [0], [len(wave)], wave[None].astype(np.float32)
+    window, step = audio.n_samples, max(1, round(hop * audio.n_samples))
+    mel = log_mel(wave, audio)
+    loudest = frame_energy_db(mel, audio.db_floor).max()
+    active = active_frames(mel, loudest, audio.trim_db if audio.trim_db is not None else np.inf,
+                           audio.db_floor)
+    gap = round(MAX_PAUSE_SECONDS * audio.sample_rate / audio.hop_length)
+    starts, stops = [], []
+    for first, last in speech_segments(active, gap) or [(0, mel.shape[-1])]:
+        begin, end = first * audio.hop_length, min(len(wave), last * audio.hop_length)
+        for s in window_starts(end - begin, window, step):
+            starts.append(begin + s)
+            stops.append(min(end, begin + s + window))
+    waves = stack_fixed_length([wave[a:b] for a, b in zip(starts, stops)], window)
+    return starts, stops, waves
+
+
+def reference_statistics(reference: Sequence[Audio], classifier: Classifier,
+                         sample_rate: int | None = None, hop: float = 0.5) -> Normalizer:
+    """Per-speaker statistics of a ``speaker``-mode classifier from a few unlabelled clips of
+    one speaker (all their windows), as its training fitted each training speaker's."""
+    if classifier.norm_mode != "speaker":
+        raise ValueError(f"{classifier.path}: standardises every clip with its training "
+                         "statistics (norm_mode global), so reference clips cannot be used")
+    if not len(reference):
+        raise ValueError("reference needs at least one clip of the speaker")
+    inputs = []
+    for clip in reference:
+        wave = _model_rate_wave(clip, classifier, sample_rate)
+        inputs.append(classifier.inputs(_windows(wave, classifier.audio, hop)[2]))
+    return Normalizer.fit_standard(np.concatenate(inputs), classifier.audio.db_floor)
+
+
+def judge(audio: Audio, checkpoint: str | os.PathLike | Classifier,
+          sample_rate: int | None = None, reference: Sequence[Audio] | Normalizer = (),
+          hop: float = 0.5, level: bool = True) -> ClipVerdict:
+    """The emotion of a whole clip, window by window.
+
+    The clip's stretches of speech are cut into windows of the model's clip length every
+    ``hop`` of a window (:func:`_windows`); the clip's probabilities are the mean of its
+    windows', each weighted by its share of active speech (frames within
+    :data:`~emogan_utils.features.ACTIVE_DB` of the loudest).
+
+    With ``reference`` (clips of the same speaker, or their :func:`reference_statistics`) a
+    ``speaker``-mode classifier standardises with that speaker's statistics. Without it, the
+    training speakers' statistics stand in; then, with ``level``, the clip is first scaled to
+    the training clips' typical active-speech level (:attr:`Classifier.speech_level_db`), so
+    that how loud it was recorded does not decide its emotion.
+    """
+    classifier = checkpoint if isinstance(checkpoint, Classifier) else load_classifier(checkpoint)
+    speaker = reference if isinstance(reference, Normalizer) or not len(reference) else \
+        reference_statistics(reference, classifier, sample_rate, hop)
+    wave = _model_rate_wave(audio, classifier, sample_rate)
+    if level and not isinstance(speaker, Normalizer):
+        wave = match_level(wave, classifier.speech_level_db, classifier.audio)
+    starts, stops, windows = _windows(wave, classifier.audio, hop)
+    x = classifier.inputs(windows)
+    if isinstance(speaker, Normalizer):
+        probs = classifier.probabilities(x, [0] * len(x), {0: speaker})
+    else:
+        probs = classifier.probabilities(x)
+    mel = x[:, :classifier.audio.n_mels]
+    loudest = frame_energy_db(mel, classifier.audio.db_floor).max()
+    active = active_frames(mel, loudest, db_floor=classifier.audio.db_floor)
+    frames = np.array([classifier.audio.frames(b - a) for a, b in zip(starts, stops)])
+    weights = active.sum(axis=1) / np.minimum(frames, active.shape[1])
+    pooled = (weights[:, None] * probs).sum(axis=0) / max(weights.sum(), 1e-12)
+    rate = classifier.audio.sample_rate
+    verdicts = tuple(WindowVerdict(a / rate, b / rate, float(w),
+                                   dict(zip(classifier.labels, map(float, p))))
+                     for a, b, w, p in zip(starts, stops, weights, probs))
+    return ClipVerdict(dict(zip(classifier.labels, map(float, pooled))), verdicts)
+
+
+def predict(audio: Audio, checkpoint: str | os.PathLike | Classifier,
+            sample_rate: int | None = None, reference: Sequence[Audio] | Normalizer = (),
+            hop: float = 0.5, level: bool = True) -> dict[str, float]:
+    """Per-emotion probabilities (the checkpoint's emotions in order, summing to 1) of one whole
+    clip (:func:`judge`).
+
+    ``audio`` is a file path or a waveform (then ``sample_rate`` is required); ``checkpoint``
+    a path or a :class:`Classifier` from :func:`load_classifier`, to avoid reloading;
+    ``reference`` a few unlabelled clips of the same speaker (at ``sample_rate`` if waveforms).
+    """
+    return judge(audio, checkpoint, sample_rate, reference, hop, level).probabilities
 
 
 # --- emotion translation ---------------------------------------------------------------------

@@ -67,8 +67,10 @@ ESD_EMOTIONS = {"neutral": "neutral", "angry": "angry", "happy": "happy", "sad":
 ESD_SENTENCES = 350
 
 _CREMA = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
-_TESS = re.compile(r"^([A-Za-z]{3})_([A-Za-z']+)_(angry|disgust|fear|happy|neutral|ps|sad)$",
+_TESS = re.compile(r"^([A-Za-z]{2,3})_([A-Za-z']+)_(angry|disgust|fear|happy|neutral|ps|sad)$",
                    re.IGNORECASE)
+_TESS_FOLDER = re.compile(r"^([A-Za-z]{3})_(angry|disgust|fear|happy|neutral|ps|sad)$",
+                          re.IGNORECASE)
 _SAVEE = re.compile(r"^(?:([A-Z]{2})_)?(a|d|f|h|n|sa|su)(\d{2})$")
 _ESD = re.compile(r"^(\d{4})_(\d{6})$")
 
@@ -96,11 +98,21 @@ def parse_crema(path: Path) -> Recording:
 
 
 def parse_tess(path: Path) -> Recording:
-    """``SPK_word_emotion``, e.g. ``OAF_back_angry.wav``; both TESS speakers are women."""
+    """``SPK_word_emotion``, e.g. ``OAF_back_angry.wav``; both TESS speakers are women.
+
+    The speaker is the folder's (``OAF_angry/``) when it names one: the distributed corpus has
+    a file with a shortened prefix, ``OAF_neutral/OA_bite_neutral.wav``.
+    """
     match = _TESS.match(path.stem)
     if not match:
         raise _reject("tess", path)
     speaker, word, emotion = match.groups()
+    folder = _TESS_FOLDER.match(path.parent.name)
+    if folder and folder.group(2).lower() == emotion.lower():
+        speaker = folder.group(1)
+    elif len(speaker) < 3:
+        raise _reject("tess", path, f"speaker {speaker!r} has two letters and the folder "
+                                    f"{path.parent.name!r} names none")
     return Recording(path, speaker.upper(), TESS_EMOTIONS[emotion.lower()], word.lower(),
                      gender="female", statement=word.lower())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ from emogan_utils.checkpoint import CheckpointError, load_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.data import (EMOTIONS, LAYOUTS, CorpusError, corpus_labels, load_corpus,
-                               ravdess_name, read_manifest, translation_items)
+                               ravdess_name, read_manifest, select_actors, speaker_ids,
+                               translation_items)
 from emogan_utils.evaluate import evaluate_classifier
+from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import Translator, load_classifier, predict
-from emogan_utils.layouts import LABELS
+from emogan_utils.layouts import LABELS, parse_tess
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -106,7 +109,8 @@ def test_each_layout_is_recognised_and_its_manifest_is_right(layout, corpora, tm
     assert report["emotions"] == list(labels) and report["speakers"] == 4
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(written.columns) == ["path", "speaker", "emotion", "utterance", "repetition",
-                                     "intensity", "gender", "split"]
+                                     "intensity", "gender", "split", "corpus"]
+    assert set(written["corpus"]) == {layout}
     again = read_manifest(out)
     columns = ["actor", "emotion", "label", "statement_id", "repetition", "speaker", "utterance"]
     pd.testing.assert_frame_equal(again[columns], table[columns])
@@ -260,3 +264,111 @@ def test_a_five_emotion_gan_trains_and_translates(corpora, tmp_path):
     assert np.all(np.isfinite(wave)) and len(wave) > 0
     with pytest.raises(ValueError, match="neutral, happy, sad, angry, surprised"):
         translator.code("calm")
+
+
+# --- speakers are names -------------------------------------------------------------------
+
+def _rows_manifest(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """A manifest CSV of (file, speaker, emotion) rows, each its own utterance."""
+    lines = ["path,speaker,emotion,utterance"]
+    lines += [f"{file},{speaker},{emotion},u{i}" for i, (file, speaker, emotion) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_speakers_1_and_01_of_a_manifest_stay_apart(corpora, tmp_path):
+    files = sorted(str(p) for p in (corpora["ravdess"] / "Actor_01").glob("*.wav"))[:4]
+    table = load_corpus(_rows_manifest(tmp_path / "mixed.csv", [
+        (files[0], "1", "neutral"), (files[1], "01", "angry"), (files[2], "1", "sad"),
+        (files[3], "01", "happy")]))
+    assert table.groupby("speaker")["actor"].nunique().to_dict() == {"01": 1, "1": 1}
+    assert table["actor"].nunique() == 2
+    assert speaker_ids(table)[:1] == ["mixed/01"]
+    one, zero_one = (select_actors(table, [name], "mixed.csv") for name in ("1", "01"))
+    assert one != zero_one
+    with pytest.raises(CorpusError, match="mixed.csv: no speaker 'OAF'.*mixed/01, mixed/1"):
+        select_actors(table, ["OAF"], "mixed.csv")
+
+
+def test_speakers_are_chosen_by_name_or_number(corpora):
+    tess, esd = load_corpus(corpora["tess"]), load_corpus(corpora["esd"])
+    by_name = dict(zip(tess["speaker"], tess["actor"]))
+    assert select_actors(tess, ["YAF", "oaf", "tess/KAF"], "tess") == [
+        by_name["YAF"], by_name["OAF"], by_name["KAF"]]
+    assert select_actors(esd, ["11", "0012", 13], "esd") == [11, 12, 13]
+    assert cli._speakers("19,20") == ["19", "20"] and cli._speakers("21-24,OAF") == [
+        "21", "22", "23", "24", "OAF"]
+
+
+def test_two_corpora_whose_speakers_share_numbers_stay_apart(corpora, tmp_path, capsys):
+    """A classifier trained on RAVDESS speakers 01-02 has not heard a manifest corpus's
+    speakers 1-2 (nor TESS's, whose table numbers them 1-4), and its checkpoint names them."""
+    out = tmp_path / "ravdess.pt"
+    assert cli.main(["train-classifier", "--data", str(corpora["ravdess"]), "--out", str(out),
+                     "--actors", "1,02", "--val-actors", "03", "--quick", "--epochs", "1"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["train_speakers"] == ["ravdess/01", "ravdess/02"]
+    assert report["train_actors"] == [1, 2] and report["val_speakers"] == ["ravdess/03"]
+    classifier = load_classifier(out)
+    assert classifier.extra["train_speakers"] == ["ravdess/01", "ravdess/02"]
+    ravdess = load_corpus(corpora["ravdess"])
+    assert classifier.seen_actors(ravdess) == [1, 2, 3]
+    files = sorted(str(p) for p in (corpora["ravdess"] / "Actor_04").glob("*.wav"))[:4]
+    other = load_corpus(_rows_manifest(tmp_path / "other.csv", [
+        (f, str(1 + i % 2), ("neutral", "angry")[i // 2]) for i, f in enumerate(files)]))
+    assert sorted(set(other["actor"])) == [1, 2] and classifier.seen_actors(other) == []
+    # without names (a checkpoint from before them), numbers match numerically named speakers
+    old = dataclasses.replace(classifier, extra={"train_actors": [1, 2], "val_actors": [3]})
+    assert old.seen_actors(other) == [1, 2] and old.seen_actors(load_corpus(corpora["tess"])) == []
+
+    assert cli.main(["evaluate-classifier", "--checkpoint", str(out),
+                     "--data", str(corpora["tess"]), "--actors", "OAF"]) == 0
+    captured = capsys.readouterr()
+    assert "were used in training" not in captured.err
+    assert json.loads(captured.out)["seen_in_training"] == []
+    assert cli.main(["evaluate-classifier", "--checkpoint", str(out),
+                     "--data", str(corpora["ravdess"]), "--actors", "2-4"]) == 0
+    captured = capsys.readouterr()
+    assert "speakers ['ravdess/02', 'ravdess/03'] were used in training" in captured.err
+    assert json.loads(captured.out)["seen_in_training"] == ["ravdess/02", "ravdess/03"]
+
+
+# --- the real TESS beside the repo --------------------------------------------------------
+
+SHARED_TESS = Path(__file__).resolve().parents[2] / "shared" / "tess"
+
+
+@pytest.fixture(scope="module")
+def shared_tess() -> Path:
+    """TESS's older speaker as distributed, or skip when this machine lacks it."""
+    if not SHARED_TESS.is_dir():
+        pytest.skip(f"TESS not found at {SHARED_TESS}")
+    return SHARED_TESS
+
+
+def test_a_shortened_tess_prefix_takes_the_folders_speaker():
+    assert parse_tess(Path("OAF_neutral/OA_bite_neutral.wav")).speaker == "OAF"
+    assert parse_tess(Path("YAF_fear/yaf_food_fear.wav")).speaker == "YAF"
+    with pytest.raises(ValueError, match="OA_bite_neutral.wav.*two letters"):
+        parse_tess(Path("misc/OA_bite_neutral.wav"))
+
+
+@pytest.mark.parametrize("name, rate, subtype", [
+    ("OAF_angry/OAF_back_angry.wav", 44100, "FLOAT"),
+    ("OAF_fear/OAF_food_fear.wav", 96000, "PCM_16"),
+    ("OAF_neutral/OA_bite_neutral.flac", 24414, "PCM_16")])
+def test_tess_odd_files_load(shared_tess, name, rate, subtype):
+    path = shared_tess / name
+    info = sf.info(path)
+    assert (info.samplerate, info.subtype) == (rate, subtype)  # the oddity is still there
+    wave = load_audio(path)
+    assert wave.shape == (AudioConfig().n_samples,) and wave.dtype == np.float32
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0.01
+
+
+def test_the_whole_tess_folder_is_one_speaker_in_seven_emotions(shared_tess):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file is skipped
+        table = load_corpus(shared_tess)
+    assert len(table) == 1400 and set(table["speaker"]) == {"OAF"}
+    assert table.groupby("emotion").size().to_dict() == dict.fromkeys(LABELS["tess"], 200)
