@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from emogan_utils.checkpoint import save_checkpoint
@@ -25,7 +26,8 @@ from emogan_utils.contours import (ENERGY_UNIT_DB, F0_UNIT, N_CEPSTRA, OUTPUT_UN
 from emogan_utils.data import (corpus_fingerprint, corpus_labels, load_corpus, manifest_actors,
                                manifest_split, select_actors, training_speakers)
 from emogan_utils.features import AudioConfig, load_audio
-from emogan_utils.models import ContourConverter, ConverterConfig, converter_code
+from emogan_utils.models import (ChangeClassifier, ContourConverter, ConverterConfig,
+                                 converter_code)
 from emogan_utils.pairs import dtw_alignment
 from emogan_utils.runtime import seed_everything
 
@@ -45,6 +47,10 @@ class ConverterTrainConfig:
     variance_weight: float = 1.0
     """Weight of matching each clip's spread of log-F0 and energy to the real target's, which
     keeps an L1-trained contour from flattening towards the average."""
+    emotion_weight: float = 0.0
+    """Weight of the emotion head's cross-entropy on converted changes
+    (:class:`~emogan_utils.models.ChangeClassifier`, trained alongside on real pairs); 0
+    trains on the distances to the real targets alone."""
     pairing: str = "reference"
     """``reference``: pairs to and from the reference emotion (neutral); ``all``: every two
     emotions of one sentence."""
@@ -60,8 +66,10 @@ class ConverterTrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        if not (np.isfinite(self.variance_weight) and self.variance_weight >= 0):
-            raise ValueError(f"variance_weight must be a number >= 0, got {self.variance_weight}")
+        for name in ("variance_weight", "emotion_weight"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
 
     @classmethod
     def quick(cls, **overrides) -> "ConverterTrainConfig":
@@ -206,7 +214,10 @@ def fit_converter(train: ContourSet, config: ConverterTrainConfig,
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     model = ContourConverter(config.model)
+    n = config.model.n_emotions
+    head = ChangeClassifier(config.model.n_inputs, config.model.n_outputs, n)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    head_optimiser = torch.optim.Adam(head.parameters(), lr=config.learning_rate)
     steps = config.epochs * max(1, len(train) // config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     history: dict[str, list[float]] = {"train": [], "val": []}
@@ -215,7 +226,12 @@ def fit_converter(train: ContourSet, config: ConverterTrainConfig,
         order, losses = rng.permutation(len(train)), []
         for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
             x, code, y, w = train.batch(order[start:start + config.batch_size], config.crop, rng)
-            loss, _ = converter_loss(model(x, code), x, y, w, config.variance_weight)
+            output = model(x, code)
+            loss, _ = converter_loss(output, x, y, w, config.variance_weight)
+            source, target, mask = code[:, :n], code[:, n:2 * n].argmax(1), w[:, 2]
+            if config.emotion_weight:
+                loss = loss + config.emotion_weight * nn.functional.cross_entropy(
+                    head(x, output, source, mask), target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"converter training: the loss became {float(loss)} "
                                          f"in epoch {epoch + 1}; lower the learning rate")
@@ -224,6 +240,10 @@ def fit_converter(train: ContourSet, config: ConverterTrainConfig,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimiser.step()
             schedule.step()
+            if config.emotion_weight:  # the head learns from real changes only
+                head_optimiser.zero_grad()
+                nn.functional.cross_entropy(head(x, y, source, mask), target).backward()
+                head_optimiser.step()
             losses.append(loss.item())
         history["train"].append(float(np.mean(losses)) if losses else float("nan"))
         if val is not None:

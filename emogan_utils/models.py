@@ -410,3 +410,31 @@ def converter_code(source: torch.Tensor, target: torch.Tensor, intensity: torch.
     """Conditioning ``(B, 2 * n_emotions + 1)`` of source and target labels and intensities."""
     return torch.cat([emotion_code(source, n_emotions), emotion_code(target, n_emotions),
                       intensity.float()[:, None]], dim=1)
+
+
+class ChangeClassifier(nn.Module):
+    """Which emotion a change of contours leads to: reads a clip's contour features, a change
+    of them (``(B, n_changes, T)``, the converter's output units) and the source emotion, and
+    returns logits over the target emotions. Trained on real parallel pairs, it is the
+    emotion head whose verdict on converted changes the converter learns to satisfy."""
+
+    def __init__(self, n_inputs: int, n_changes: int, n_emotions: int, channels: int = 64):
+        super().__init__()
+        self.n_emotions = n_emotions
+        self.inp = nn.Conv1d(n_inputs + n_changes + n_emotions, channels, 5, padding=2)
+        self.blocks = nn.ModuleList(
+            nn.Conv1d(channels, channels, 5, padding=2 * d, dilation=d) for d in (1, 2, 4, 8))
+        self.out = nn.Linear(2 * channels, n_emotions)
+
+    def forward(self, x: torch.Tensor, change: torch.Tensor, source: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_emotions)``; ``source`` one-hot ``(B, n_emotions)``, ``mask``
+        ``(B, T)`` 1 on the frames that exist."""
+        maps = source[:, :, None].expand(-1, -1, x.shape[-1])
+        h = nn.functional.gelu(self.inp(torch.cat([x, change, maps], dim=1)))
+        for block in self.blocks:
+            h = h + nn.functional.gelu(block(h))
+        weight = mask[:, None] / mask.sum(1).clamp_min(1.0)[:, None, None]
+        mean = (h * weight).sum(-1)
+        std = (((h - mean[..., None]) ** 2 * weight).sum(-1) + 1e-5).sqrt()
+        return self.out(torch.cat([mean, std], dim=1))

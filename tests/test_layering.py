@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("models", "losses", "checkpoint", "egemaps")),
     ("training and inference", ("pairs", "classifier_training", "gan_training",
                                 "converter_training", "distributed", "train", "inference")),
-    ("evaluation and widgets", ("evaluate", "plots", "switch", "widgets")),
+    ("evaluation and widgets", ("evaluate", "cues", "plots", "switch", "widgets")),
     ("command line", ("cli", "__main__")),
 )
 """Bottom to top."""
