@@ -75,7 +75,7 @@ def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Pat
     training actors (two of them validate). Its ensemble members take the seeds from
     ``seed`` × members on, so that no two judges share a member."""
     if not path.exists():
-        config = ClassifierTrainConfig.best(progress=False)
+        config = ClassifierTrainConfig(progress=False)
         config = dataclasses.replace(config, seed=seed * config.ensemble)
         trained = train_classifier(data, val_actors=train_actors[-2:],
                                    train_actors=train_actors[:-2], config=config, cache_dir=cache)

@@ -34,11 +34,14 @@ from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device,
 
 @dataclass
 class ClassifierTrainConfig:
-    """Every training technique of the classifier, each switchable. The field defaults are one
-    larger model on log-mels alone (the full run before issue 17); :meth:`best` is what
-    ``train-classifier`` trains and :meth:`quick` a demonstration."""
+    """Every training technique of the classifier, each switchable. The field defaults are what
+    ``train-classifier`` trains, the best settings measured on RAVDESS's tuning actors
+    (docs/results.md, "Recognition settings"): a small model reading log-mels and the prosody
+    tracks, 30 epochs on the clips at speeds 0.9, 1 and 1.1 against an adversarial speaker
+    head of weight 0.3, two seeds averaged. :meth:`quick` overrides a few of them for a
+    demonstration."""
 
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-2
@@ -46,7 +49,7 @@ class ClassifierTrainConfig:
     plateau_patience: int | None = 2
     """ReduceLROnPlateau on validation loss: epochs without improvement; None turns it off."""
     plateau_factor: float = 0.5
-    early_stopping: int | None = 10
+    early_stopping: int | None = None
     """Stop after this many epochs without a better validation accuracy; None trains all epochs."""
     amp: bool = False
     """Mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU."""
@@ -61,17 +64,17 @@ class ClassifierTrainConfig:
     label_smoothing: float = 0.0
     """Cross-entropy target smoothing: keeps the model from overconfidence on training actors."""
     norm_mode: str = "speaker"
-    prosody: bool = False
+    prosody: bool = True
     """Read the prosody tracks (log-F0, voicing, energy: :mod:`emogan_utils.inputs`) under the
     log-mels."""
-    speeds: tuple[float, ...] = (1.0,)
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
     """Speed perturbation: the training clips once sped up by each factor (each copy of an
     actor standardised as a speaker of its own); validation is at 1 only."""
-    speaker_adversary: float = 0.0
+    speaker_adversary: float = 0.3
     """Weight of the gradient reversal behind an adversarial head that learns which training
     speaker (each sped-up copy its own) a clip is from, so that the model unlearns speaker
     identity; 0 turns it off. Only :func:`train_classifier` knows the speakers."""
-    ensemble: int = 1
+    ensemble: int = 2
     """Models trained with seeds ``seed``, ``seed + 1``, ...; their probabilities are averaged."""
     seed: int = 0
     device: str | None = None
@@ -90,21 +93,10 @@ class ClassifierTrainConfig:
 
     @classmethod
     def quick(cls, **overrides) -> "ClassifierTrainConfig":
-        """Settings for a demonstration run of a minute or two on a laptop CPU."""
-        values = dict(epochs=12, early_stopping=None,
-                      model=ClassifierConfig(channels=64, n_blocks=2))
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def best(cls, **overrides) -> "ClassifierTrainConfig":
-        """The best settings measured on RAVDESS's folds by actor (docs/results.md,
-        "Recognition ingredients" and "Settings chosen on tuning actors"), what
-        ``train-classifier`` trains: :meth:`quick`'s small model reading the prosody tracks,
-        trained for 30 epochs on the clips at speeds 0.9, 1 and 1.1 against an adversarial
-        speaker head of weight 0.3, two seeds averaged (about ten minutes on a 2-core CPU)."""
-        return cls.quick(**{"prosody": True, "speeds": (0.9, 1.0, 1.1), "epochs": 30,
-                            "speaker_adversary": 0.3, "ensemble": 2, **overrides})
+        """Settings for a demonstration run of a minute or two on a laptop CPU: one model on
+        log-mels alone, 12 epochs, no speed copies and no speaker head."""
+        return cls(**{"epochs": 12, "prosody": False, "speeds": (1.0,), "speaker_adversary": 0.0,
+                      "ensemble": 1, **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,7 +7,6 @@ them up. Commands that report results end with one JSON line on standard output.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -36,6 +35,26 @@ def _show_library_messages() -> None:
     log.setLevel(logging.INFO)
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
+
+
+class _SettingsHelp(argparse.HelpFormatter):
+    """Fills ``{classifier.X}``, ``{classifier_quick.X}``, ``{gan.X}`` and ``{gan_quick.X}`` in
+    an option's help with the training settings' field ``X`` (the dataclass default and the
+    ``quick()`` preset), importing the training modules only when help is shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        return text.format(**_settings()) if "{" in text else text
+
+
+def _settings() -> dict[str, object]:
+    """The training settings the CLI trains, by the names :class:`_SettingsHelp` fills in."""
+    from emogan_utils.classifier_training import ClassifierTrainConfig
+    from emogan_utils.gan_training import GANTrainConfig
+
+    return {"classifier": ClassifierTrainConfig(),
+            "classifier_quick": ClassifierTrainConfig.quick(),
+            "gan": GANTrainConfig(), "gan_quick": GANTrainConfig.quick()}
 
 
 def _actors(text: str) -> list[int]:
@@ -146,11 +165,10 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     from emogan_utils import distributed
     from emogan_utils.gan_training import GANTrainConfig, train_gan
 
-    config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
                if v is not None}
-    config = dataclasses.replace(config, **changes)
+    config = (GANTrainConfig.quick if args.quick else GANTrainConfig)(**changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_actors(args.actors) if args.actors else None,
@@ -206,8 +224,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                  ("ensemble", args.ensemble), ("prosody", args.prosody),
                                  ("speaker_adversary", args.speaker_adversary))
                if v is not None}
-    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
-        **changes)
+    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
     start = time.perf_counter()
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
@@ -304,18 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation")
+    p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation",
+                       formatter_class=_SettingsHelp)
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write (updated every epoch)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--epochs", type=int,
+                   help="override the number of epochs (default {gan.epochs}, "
+                        "--quick {gan_quick.epochs})")
+    p.add_argument("--seed", type=int, help="override the random seed (default {gan.seed})")
     p.add_argument("--cls-weight", type=float,
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
-                        "how the speaker really sounds (default 1; docs/results.md)")
+                        "how the speaker really sounds (default {gan.w_cls}; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--batch-size", type=int,
-                   help="override the batch size (global: split over torchrun's processes)")
+                   help="override the batch size (global: split over torchrun's processes; "
+                        "default {gan.batch_size})")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="actors held out for validation losses, e.g. 19,20")
     p.set_defaults(func=_cmd_train_gan)
@@ -347,30 +368,38 @@ def build_parser() -> argparse.ArgumentParser:
     _vocoder_option(p)
     p.set_defaults(func=_cmd_evaluate_translation)
 
-    p = sub.add_parser("train-classifier", help="train the speech emotion classifier")
+    p = sub.add_parser("train-classifier", help="train the speech emotion classifier",
+                       formatter_class=_SettingsHelp)
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true",
                    help="one small model on log-mels alone, a minute or two on a CPU")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--epochs", type=int,
+                   help="override the number of epochs (default {classifier.epochs}, "
+                        "--quick {classifier_quick.epochs})")
+    p.add_argument("--seed", type=int,
+                   help="override the random seed (default {classifier.seed})")
     p.add_argument("--norm", choices=("speaker", "global"),
-                   help="standardise per actor (default) or with training-split statistics")
+                   help="standardise per actor (speaker) or with training-split statistics "
+                        "(global) (default {classifier.norm_mode})")
     p.add_argument("--ensemble", type=int,
                    help="train this many models (seeds) into one checkpoint; their "
-                        "probabilities are averaged (default 2, --quick 1)")
+                        "probabilities are averaged (default {classifier.ensemble}, "
+                        "--quick {classifier_quick.ensemble})")
     p.add_argument("--prosody", action=argparse.BooleanOptionalAction,
                    help="read log-F0, voicing and energy tracks beside the log-mels "
-                        "(default on, --quick off)")
+                        "(default {classifier.prosody}, --quick {classifier_quick.prosody})")
     p.add_argument("--speaker-adversary", type=float, metavar="WEIGHT",
                    help="weight of the adversarial speaker head that pushes speaker identity "
-                        "out of the model (default 0.3, --quick 0 = none)")
+                        "out of the model, 0 for none (default {classifier.speaker_adversary}, "
+                        "--quick {classifier_quick.speaker_adversary})")
     p.add_argument("--actors", help="training actors, e.g. 1-18 (default: all but --val-actors)")
     p.add_argument("--val-actors", help="validation actors, e.g. 1,2 (default: two, balanced)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (its state is kept in OUT.run)")
     p.add_argument("--batch-size", type=int,
-                   help="override the batch size (global: split over torchrun's processes)")
+                   help="override the batch size (global: split over torchrun's processes; "
+                        "default {classifier.batch_size})")
     p.set_defaults(func=_cmd_train_classifier)
 
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")

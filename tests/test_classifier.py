@@ -24,7 +24,7 @@ from emogan_utils.models import ClassifierConfig, EmotionClassifier
 from conftest import tone
 
 SMALL = ClassifierConfig(channels=16, n_blocks=1, attention_dim=8)
-TINY_TRAINING = ClassifierTrainConfig(epochs=3, batch_size=8, progress=False, model=SMALL)
+TINY_TRAINING = ClassifierTrainConfig.quick(epochs=3, batch_size=8, progress=False, model=SMALL)
 
 
 def _band_features(n_per_class: int = 4, frames: int = 60, seed: int = 0):

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # no dropout, masks, shifts or mixup: their random draws are the only thing that two processes
 # make differently from one
-CONFIG = ClassifierTrainConfig(
+CONFIG = ClassifierTrainConfig.quick(
     epochs=3, batch_size=8, lr=3e-3, freq_masks=0, time_masks=0, time_shift=0,
     plateau_patience=None, progress=False,
     model=ClassifierConfig(channels=16, n_blocks=1, attention_dim=8, dropout=0.0))

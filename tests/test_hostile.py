@@ -35,7 +35,7 @@ from conftest import tone
 
 CFG = AudioConfig()
 SMALL = ClassifierConfig(channels=16, n_blocks=1, attention_dim=8)
-ONE_EPOCH = ClassifierTrainConfig(epochs=1, batch_size=8, progress=False, model=SMALL)
+ONE_EPOCH = ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False, model=SMALL)
 TINY_GAN = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16,
                           generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
                           discriminator=DiscriminatorConfig(channels=4, depth=2))

@@ -187,7 +187,7 @@ def test_manifest_names_map_onto_the_package_and_unknown_ones_are_kept(tmp_path)
 
 # --- training on each layout ------------------------------------------------------------------
 
-TINY_TRAINING = ClassifierTrainConfig(
+TINY_TRAINING = ClassifierTrainConfig.quick(
     epochs=6, batch_size=8, lr=3e-3, progress=False, time_shift=0, freq_masks=0,
     model=ClassifierConfig(channels=16, n_blocks=1, attention_dim=8))
 
