@@ -20,8 +20,8 @@ from emogan_utils.features import AudioConfig, AudioError
 from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.plots import plot_mel_comparison, plot_probability_comparison
-from emogan_utils.widgets import (EmotionSwitch, SwitchConfig, emotion_switch, train_quick_models,
-                                  upload_source)
+from emogan_utils.train import train_quick_models
+from emogan_utils.widgets import EmotionSwitch, SwitchConfig, emotion_switch, upload_source
 
 RATE = 16000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,7 +57,8 @@ def corpus(tmp_path_factory) -> Path:
 def checkpoints(tmp_path_factory, corpus) -> Path:
     """Tiny classifier and GAN checkpoints made by the widget's own quick-training path."""
     folder = tmp_path_factory.mktemp("checkpoints")
-    made = train_quick_models(corpus, folder, None, TINY, progress=False)
+    made = train_quick_models(corpus, folder, None, TINY.classifier_training, TINY.gan_training,
+                              progress=False)
     assert sorted(p.name for p in made) == ["classifier.pt", "gan.pt"]
     return folder
 
