@@ -371,11 +371,11 @@ def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
     out = tmp_path / "clf.pt"
     run = out.with_name("clf.pt.run")
-    train_classifier(tiny_corpus, val_actors=[2], train_actors=[1], config=ONE_EPOCH,
+    train_classifier(tiny_corpus, val_actors=[2], train_actors=[1],
+                     config=ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False),
                      cache_dir=tmp_path / "work" / "cache", checkpoint=run)
-    monkeypatch.setattr(ClassifierTrainConfig, "best", classmethod(
-        lambda cls, **changes: dataclasses.replace(ONE_EPOCH, **changes)))
     assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(out),
+                     "--quick", "--epochs", "1", "--batch-size", "8",
                      "--actors", "2", "--val-actors", "1", "--resume"]) == 2
     assert "cannot resume, made with other data" in capsys.readouterr().err
     assert run.exists() and not out.exists()
