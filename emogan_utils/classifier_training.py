@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
-                                     resumable_config, save_checkpoint)
-from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors, split_actors)
+                                     resumable_config, run_data, save_checkpoint)
+from emogan_utils.data import (EMOTIONS, Split, corpus_labels, load_corpus, manifest_actors,
+                               split_actors)
 from emogan_utils.features import AudioConfig, Normalizer
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import classifier_loss
@@ -292,9 +292,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int] | None =
         if missing or not part:
             raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
                              f"(it has actors {actors})")
-    used = table[table["actor"].isin(split.train + split.val)]
-    provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
-                  "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
+    provenance = run_data(table, data, split.train, split.val, labels)
     distributed.start(pick_device(config.device))
     if not distributed.is_main():
         config = replace(config, progress=False)

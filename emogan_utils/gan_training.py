@@ -17,9 +17,8 @@ from tqdm.auto import tqdm
 
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
-                                     resumable_config, save_checkpoint)
-from emogan_utils.data import (EMOTIONS, corpus_fingerprint, corpus_labels, load_corpus,
-                               manifest_actors)
+                                     resumable_config, run_data, save_checkpoint)
+from emogan_utils.data import EMOTIONS, corpus_labels, load_corpus, manifest_actors
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -318,9 +317,6 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     prosody = fit_emotion_prosody(parts["train"][0], audio, progress=progress)
     train_set = parallel_set(*parts["train"], normalizer, progress)
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
-    used = table[table["actor"].isin([*train_actors, *val_actors])]
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
                    extra={"prosody": prosody.state_dict()}, progress=progress,
-                   data={"train_actors": train_actors, "val_actors": list(val_actors),
-                         "corpus": corpus_fingerprint(used, data), "labels": list(labels)},
-                   labels=labels)
+                   data=run_data(table, data, train_actors, val_actors, labels), labels=labels)

@@ -1,4 +1,5 @@
-"""Training both models for a checkpoints folder: which are trained, on which actors."""
+"""Training runs: the quick models a checkpoints folder lacks, and what a run records it trains
+on."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import soundfile as sf
 
 from emogan_utils import train
+from emogan_utils.checkpoint import run_data
 from emogan_utils.classifier_training import ClassifierTrainConfig
-from emogan_utils.data import ravdess_name
+from emogan_utils.data import load_corpus, ravdess_name
 from emogan_utils.gan_training import GANTrainConfig
 
 
@@ -71,3 +73,16 @@ def test_quick_models_without_held_out_actors_leave_the_split_to_the_training(tm
     made = train.train_quick_models(corpus, checkpoints, classifier=settings)
     assert made == [checkpoints / "classifier.pt"]
     assert calls == [("classifier", {"val": None, "train": None, "config": settings})]
+
+
+def test_run_data_names_the_actors_recordings_and_labels_a_run_trains_on(tmp_path):
+    corpus = _corpus(tmp_path / "corpus", range(1, 4))
+    table = load_corpus(corpus)
+    data = run_data(table, corpus, (1,), [np.int64(2)], ["neutral", "angry"])
+    assert {k: data[k] for k in ("train_actors", "val_actors", "labels")} == {
+        "train_actors": [1], "val_actors": [2], "labels": ["neutral", "angry"]}
+    assert all(type(a) is int for a in data["train_actors"] + data["val_actors"])
+    assert run_data(table, corpus, [1, 3], [2], ["neutral"])["corpus"] != data["corpus"]
+    moved = tmp_path / "moved"
+    corpus.rename(moved)  # the same recordings elsewhere: the same fingerprint
+    assert run_data(load_corpus(moved), moved, [1], [2], ["neutral", "angry"]) == data
