@@ -17,10 +17,10 @@ line with mean ± std accuracy and UAR, training time and the machine. Each test
 standardised with the statistics of all their clips, as ``evaluate-classifier`` does;
 ``single_clip_accuracy`` scores each clip alone with the training split's statistics instead,
 as ``predict`` does for one file of an unknown speaker, and ``own_clip_accuracy`` with each
-clip's own statistics (each clip taken as a speaker of its own). Default data: RAVDESS
-beside the repo (../shared/ravdess/16k), else the configured corpus. Default settings:
-``train-classifier``'s (``ClassifierTrainConfig``'s defaults); ``--plain`` is the earlier
-baseline (:data:`PLAIN`) and the ingredient flags change either.
+clip's own statistics (each clip taken as a speaker of its own). Default data: real RAVDESS
+(``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the configured corpus. Default
+settings: ``train-classifier``'s (``ClassifierTrainConfig``'s defaults); ``--plain`` is the
+earlier baseline (:data:`PLAIN`) and the ingredient flags change either.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch
 
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors
 from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.inference import load_classifier
@@ -48,7 +48,6 @@ from emogan_utils.models import ClassifierConfig
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 
-SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 K = 5
 PLAIN = {"epochs": 40, "early_stopping": 10, "prosody": False, "speeds": (1.0,),
          "speaker_adversary": 0.0, "ensemble": 1,
@@ -89,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = Path(args.data) if args.data else (
-        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+        real_ravdess() if real_ravdess().is_dir() else default_corpus())
     changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
                                  ("ensemble", args.ensemble), ("lr", args.lr),
                                  ("speaker_adversary", args.adversary)) if v is not None}

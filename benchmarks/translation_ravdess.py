@@ -22,7 +22,7 @@ same generator:
 Each path reports, per emotion and on average, every measure of
 :func:`emogan_utils.evaluate.evaluate_translation` (judged accuracy, DNSMOS, speaker
 similarity, filterbank and WORLD MCD, F0 RMSE and correlation) and the time per clip.
-Targets (issue 16, for the default path on the test actors): DNSMOS OVRL of conversions
+Targets (for the default path on the test actors): DNSMOS OVRL of conversions
 >= 2.7; speaker similarity to the source >= the real target's; mean judged accuracy >= 65 %
 and every emotion >= 25 %; filterbank MCD below no-conversion for every emotion.
 
@@ -35,7 +35,8 @@ Otherwise Griffin-Lim stays the default.
 
 Prints the tables and a final JSON line with the figures, times and machine.
 ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
-Default data: RAVDESS beside the repo (../shared/ravdess/16k), else the configured corpus.
+Default data: real RAVDESS (``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the
+configured corpus.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import torch
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.cli import _actors
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import evaluate_translation, translation_table
 from emogan_utils.gan_training import GANTrainConfig, train_gan
@@ -62,7 +63,6 @@ from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 from emogan_utils.world import EnvelopeEdit
 
-SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 PATHS = {"generator_only": {"prosody": False, "vocoder": "griffin-lim"},
          "griffin_lim": {"prosody": True, "vocoder": "griffin-lim"},
          "world": {"prosody": True, "vocoder": "world"}}
@@ -112,7 +112,7 @@ def main() -> None:
 
     paths = Paths.from_env()
     data = Path(args.data) if args.data else (
-        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+        real_ravdess() if real_ravdess().is_dir() else default_corpus())
     out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
     train_actors, test_actors = _actors(args.train_actors), _actors(args.test_actors)
     config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
@@ -164,7 +164,7 @@ def given(options: dict) -> dict:
 
 def summary(result: dict, seconds: float) -> dict:
     """The mean figures of one evaluation, the emotions that miss a per-emotion target, and
-    whether each of issue 16's targets is met."""
+    whether each target is met."""
     mean, per = result["mean"], result["emotions"]
     keys = [k for k in mean if not k.startswith(("f0_range", "dnsmos_sig", "dnsmos_bak"))]
     figures = {k: round(mean[k], 4) for k in keys}

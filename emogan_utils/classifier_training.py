@@ -36,10 +36,10 @@ from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device,
 class ClassifierTrainConfig:
     """Every training technique of the classifier, each switchable. The field defaults are what
     ``train-classifier`` trains, the best settings measured on RAVDESS's tuning actors
-    (docs/results.md, "Recognition settings"): a small model reading log-mels and the prosody
-    tracks, 30 epochs on the clips at speeds 0.9, 1 and 1.1 against an adversarial speaker
-    head of weight 0.3, two seeds averaged. :meth:`quick` overrides a few of them for a
-    demonstration."""
+    (docs/results.md, "Recognition: settings chosen on tuning actors"): a small model reading
+    log-mels and the prosody tracks, 30 epochs on the clips at speeds 0.9, 1 and 1.1 against
+    an adversarial speaker head of weight 0.3, two seeds averaged. :meth:`quick` overrides a
+    few of them for a demonstration."""
 
     epochs: int = 30
     batch_size: int = 32

@@ -103,11 +103,17 @@ def _cmd_make_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from emogan_utils.download import download_ravdess
+    from emogan_utils.download import download_ravdess, resampled_copy
 
     root = download_ravdess(Path(args.dest))
     print(f"RAVDESS is in {root}; use it with EMOGAN_DATA={root}", file=sys.stderr)
-    _print_json({"corpus": str(root)})
+    if args.rate is None:
+        _print_json({"corpus": str(root)})
+        return 0
+    copies = resampled_copy(root, root.with_name(f"{root.name}-{args.rate}"), args.rate)
+    print(f"{args.rate} Hz copies are in {copies}; the benchmarks read them with "
+          f"EMOGAN_RAVDESS={copies}", file=sys.stderr)
+    _print_json({"corpus": str(root), "copies": str(copies)})
     return 0
 
 
@@ -306,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download and extract RAVDESS speech from Zenodo")
     p.add_argument("--dest", required=True, help="folder to download into")
+    p.add_argument("--rate", type=int, metavar="HZ",
+                   help="also make FLAC copies at this sample rate in DEST/RAVDESS-HZ "
+                        "(e.g. 16000, what the benchmarks read)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("manifest", help="list a corpus folder's recordings in a manifest CSV")

@@ -55,18 +55,19 @@ class GANTrainConfig:
     w_cls: float = 1.0
     """Emotion classification of reals (discriminator) and of fakes (generator): higher converts
     more strongly, lower stays closer to how the speaker really sounds. 1 was chosen on
-    validation actors (docs/results.md, "Choosing w_cls"; benchmarks/translation_ravdess.py
-    --cls-weight)."""
+    validation actors (docs/results.md, "How the translation settings were chosen";
+    benchmarks/translation_ravdess.py --cls-weight)."""
     w_cycle: float = 5.0
     w_identity: float = 2.0
     w_paired: float = 10.0
     """L1 loss to the time-aligned real target. On by default: without it conversions were far
-    less often heard as the target (docs/results.md, "Paired against unpaired")."""
+    less often heard as the target (docs/results.md, "How the translation settings were
+    chosen")."""
     paired_cepstra: int | None = 20
     """Compare fake and aligned real target on their first K mel-cepstral coefficients (the
     spectral envelope) instead of on every mel bin (None). The aligned target speaks at another
     pitch, so bin by bin the loss asked the generator to paint the target's harmonics onto the
-    source's (measured: docs/results.md, "How to read the table")."""
+    source's (docs/results.md, "How the translation settings were chosen")."""
     amp: bool = False
     """Mixed precision (:func:`~emogan_utils.runtime.amp_dtype`): faster
     (docs/performance.md), off until its effect on quality is measured."""

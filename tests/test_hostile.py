@@ -1,4 +1,4 @@
-"""Hostile input and interrupted work (issue 20): absurd headers and lengths, damaged caches and
+"""Hostile input and interrupted work: absurd headers and lengths, damaged caches and
 checkpoints, resumes with other data, duplicate and looping corpora, bad output paths, Ctrl-C."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import torch
 import emogan_utils
 from emogan_utils import cli, storage
 from emogan_utils.checkpoint import save_checkpoint
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.features import AudioConfig, Normalizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,3 +175,51 @@ def test_environment_yml_matches_pyproject():
     for pinned in ("torch", "torchaudio"):
         wanted = next(r for r in _requirements() if _name(r) == pinned)
         assert f"- {wanted}\n" in pip_section, f"{wanted} belongs in the pip: section"
+
+
+def test_the_real_ravdess_folder_comes_from_one_place(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOGAN_RAVDESS", str(tmp_path))
+    assert real_ravdess() == tmp_path
+    monkeypatch.delenv("EMOGAN_RAVDESS")
+    assert real_ravdess() == REPO.parent / "shared" / "ravdess" / "16k"
+    spelled = [f"{path.relative_to(REPO)}:{number}"
+               for folder in ("emogan_utils", "benchmarks", "tests")
+               for path in sorted((REPO / folder).glob("*.py"))
+               if path.name not in ("config.py", Path(__file__).name)
+               for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+               if re.search(r'"shared"|"ravdess"\s*/\s*"16k"', line)]
+    assert not spelled, f"name the real RAVDESS folder through config.real_ravdess(): {spelled}"
+
+
+def test_no_issue_numbers_or_device_loans_in_code_docs_or_notebooks():
+    pattern = re.compile(r"[Ii]ssue[- ][0-9]+|was lent|not drawn")
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for folder, suffix in (("emogan_utils", "py"), ("benchmarks", "py"), ("tests", "py"),
+                           ("notebooks", "ipynb")):
+        files += sorted((REPO / folder).glob(f"*.{suffix}"))
+    found = [f"{path.relative_to(REPO)}:{number}" for path in files
+             if path.name != Path(__file__).name
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    assert not found, f"history belongs in git and docs/history.md's prose, not here: {found}"
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_heading_anchors_follow_github():
+    assert heading_anchors("# Results\n## Recognition: settings (tuning)\n#### Actors 13–16: a\n") \
+        == {"results", "recognition-settings-tuning", "actors-1316-a"}
+
+
+def test_links_to_headings_in_readme_and_docs_exist():
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", page.read_text("utf-8")):
+            linked = (page.parent / target).resolve() if target else page
+            if not linked.is_file() or anchor not in heading_anchors(linked.read_text("utf-8")):
+                broken.append(f"{page.relative_to(REPO)}: {target}#{anchor}")
+    assert not broken, f"links to missing headings: {broken}"
