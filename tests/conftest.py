@@ -45,6 +45,13 @@ def _shared(root: Path, what: str) -> Path:
     return root
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the notebooks' cells (run under nbval) slow: the notebooks train models."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def outputs_in_a_temporary_folder(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:

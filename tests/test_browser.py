@@ -33,7 +33,7 @@ from emogan_utils.storage import write_audio
 from emogan_utils.train import train_quick_models
 from emogan_utils.widgets import SwitchConfig
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -86,6 +86,7 @@ def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch():
     assert after.item() < before.item()
 
 
+@pytest.mark.slow
 def test_seeded_training_is_reproducible_and_learns():
     x, y = _band_features(6)
     x_val, y_val = _band_features(2, seed=1)
@@ -101,6 +102,7 @@ def test_seeded_training_is_reproducible_and_learns():
     assert history_a["val_acc"][history_a["best_epoch"] - 1] == max(history_a["val_acc"])
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_weights_and_history_as_an_uninterrupted_run(tmp_path):
     x, y = _band_features(3)
     x_val, y_val = _band_features(1, seed=1)
@@ -116,6 +118,7 @@ def test_resume_ends_with_the_same_weights_and_history_as_an_uninterrupted_run(t
                                                  resumed.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
     x, y = _band_features(1)
     run = tmp_path / "classifier.pt.run"
@@ -124,6 +127,7 @@ def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
         fit_classifier(x, y, x, y, dataclasses.replace(TINY_TRAINING, lr=0.01), run, resume=True)
 
 
+@pytest.mark.slow
 def test_model_shape_follows_the_features_and_the_emotions(tmp_path):
     assert ClassifierConfig().n_mels == AudioConfig().n_mels
     assert ClassifierConfig().n_classes == len(EMOTIONS)

@@ -346,6 +346,7 @@ def _copy_without_one_file(corpus: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_classifier_resume_refuses_other_actors_data_or_settings(tiny_corpus, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
@@ -366,6 +367,7 @@ def test_classifier_resume_refuses_other_actors_data_or_settings(tiny_corpus, tm
     train_classifier(moved, val_actors=[2], train_actors=[1], resume=True, **common)
 
 
+@pytest.mark.slow
 def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp_path,
                                                                 monkeypatch, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
@@ -381,6 +383,7 @@ def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp
     assert run.exists() and not out.exists()
 
 
+@pytest.mark.slow
 def test_gan_resume_refuses_other_actors_or_data(tiny_corpus, tmp_path):
     out = tmp_path / "gan.pt"
     common = dict(config=TINY_GAN, cache_dir=tmp_path / "cache", progress=False)

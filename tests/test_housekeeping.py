@@ -4,6 +4,7 @@ output folders outside the repository."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import stat
@@ -202,6 +203,31 @@ def test_no_issue_numbers_or_device_loans_in_code_docs_or_notebooks():
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if pattern.search(line)]
     assert not found, f"history belongs in git and docs/history.md's prose, not here: {found}"
+
+
+def notebook_outputs(path: Path) -> list[str]:
+    """Where a notebook carries what a run leaves: cell outputs or execution counts."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [f"{path.name} cell {number}" for number, cell in enumerate(cells)
+            if cell.get("outputs") or cell.get("execution_count") is not None]
+
+
+def test_committed_notebooks_carry_no_outputs():
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    carrying = [where for path in notebooks for where in notebook_outputs(path)]
+    assert not carrying, f"clear the outputs before committing (nbstripout or Jupyter): {carrying}"
+
+
+def test_notebook_outputs_are_found(tmp_path):
+    run = {"cells": [{"cell_type": "markdown", "source": []},
+                     {"cell_type": "code", "execution_count": None, "outputs": [], "source": []},
+                     {"cell_type": "code", "execution_count": 3, "outputs": [], "source": []},
+                     {"cell_type": "code", "execution_count": None, "source": [],
+                      "outputs": [{"output_type": "stream", "text": ["1"]}]}]}
+    path = tmp_path / "run.ipynb"
+    path.write_text(json.dumps(run), encoding="utf-8")
+    assert notebook_outputs(path) == ["run.ipynb cell 2", "run.ipynb cell 3"]
 
 
 def heading_anchors(markdown: str) -> set[str]:

@@ -137,6 +137,7 @@ def test_single_model_checkpoints_of_the_old_format_still_load(tmp_path):
     assert loaded.inputs(np.zeros((1, AUDIO.n_samples), np.float32)).shape[1] == AUDIO.n_mels
 
 
+@pytest.mark.slow
 def test_training_with_every_ingredient_and_using_the_result(tiny_corpus, tmp_path):
     config = ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False, model=SMALL,
                                          prosody=True, speeds=(0.9, 1.0, 1.1), ensemble=2)
@@ -178,6 +179,7 @@ def test_gradient_reversal_trains_the_speaker_head_and_reverses_what_reaches_the
         EmotionClassifier(SMALL)(mel, reversal=0.5)
 
 
+@pytest.mark.slow
 def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, tmp_path,
                                                                    monkeypatch):
     config = ClassifierTrainConfig.quick(epochs=2, batch_size=8, progress=False, model=SMALL,
@@ -206,6 +208,7 @@ def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, 
             dataclasses.replace(config, model=dataclasses.replace(SMALL, n_speakers=3)))
 
 
+@pytest.mark.slow
 def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
         tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
