@@ -20,9 +20,10 @@ statistics, the clip scaled to the training clips' speech level, whole-clip wind
 one file of an unknown speaker; ``single_clip_raw_accuracy`` the same without the level
 matching; ``enrolled_accuracy`` each clip with the statistics of ``--enrol`` other unlabelled
 clips of its speaker (``predict --reference``); and ``own_clip_accuracy`` with each clip's own
-statistics (each clip taken as a speaker of its own). Default data: RAVDESS
-beside the repo (../shared/ravdess/16k), else the configured corpus. Default settings:
-``train-classifier``'s (``ClassifierTrainConfig.best``); the ingredient flags change them.
+statistics (each clip taken as a speaker of its own). Default data: real RAVDESS
+(``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the configured corpus. Default
+settings: ``train-classifier``'s (``ClassifierTrainConfig``'s defaults); ``--plain`` is the
+earlier baseline (:data:`PLAIN`) and the ingredient flags change either.
 """
 
 from __future__ import annotations
@@ -42,16 +43,20 @@ import torch
 
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors
 from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.features import Normalizer
 from emogan_utils.inference import Classifier, load_classifier, predict
+from emogan_utils.models import ClassifierConfig
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 
-SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 K = 5
+PLAIN = {"epochs": 40, "early_stopping": 10, "prosody": False, "speeds": (1.0,),
+         "speaker_adversary": 0.0, "ensemble": 1,
+         "model": ClassifierConfig(channels=128, n_blocks=3)}
+"""The baseline the defaults improved on: one larger model on log-mels alone, early stopping."""
 
 
 def main() -> None:
@@ -61,8 +66,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
     parser.add_argument("--quick", action="store_true", help="the quick training settings")
     parser.add_argument("--plain", action="store_true",
-                        help="the field defaults: one larger model on log-mels, early stopping "
-                             "(the default before issue 17; default: train-classifier's)")
+                        help="the baseline: one larger model on log-mels alone, early stopping "
+                             "(default: train-classifier's settings)")
     parser.add_argument("--norm", choices=("speaker", "global"), help="override normalisation")
     parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU)")
     parser.add_argument("--seed", type=int, default=0, help="folds and model seed")
@@ -89,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = Path(args.data) if args.data else (
-        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+        real_ravdess() if real_ravdess().is_dir() else default_corpus())
     changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
                                  ("ensemble", args.ensemble), ("lr", args.lr),
                                  ("speaker_adversary", args.adversary)) if v is not None}
@@ -99,9 +104,9 @@ def main() -> None:
         changes["speeds"] = tuple(float(s) for s in args.speeds.split(","))
     changes.update(seed=args.seed if args.model_seed is None else args.model_seed, amp=args.amp,
                    progress=False)
-    preset = (ClassifierTrainConfig.quick if args.quick else
-              ClassifierTrainConfig if args.plain else ClassifierTrainConfig.best)
-    config = preset(**changes)
+    if args.plain:
+        changes = {**PLAIN, **changes}
+    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
     shape = {k: v for k, v in (("channels", args.channels), ("n_blocks", args.blocks),
                                ("kernel_size", args.kernel)) if v}
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, **shape))

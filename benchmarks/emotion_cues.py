@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 from emogan_utils.cli import _actors
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.cues import cue_map
 from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import classifier_judge, egemaps_judge, fit_egemaps_judge
 from emogan_utils.features import AudioConfig
 from emogan_utils.inference import load_classifier
-from translation_ravdess import SHARED_RAVDESS, judge_classifier
+from translation_ravdess import judge_classifier
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     paths = Paths.from_env()
-    data = Path(args.data) if args.data else SHARED_RAVDESS
+    data = Path(args.data) if args.data else real_ravdess()
     out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
     train_actors, actors = _actors(args.train_actors), _actors(args.actors)
     classifiers = args.classifier or [

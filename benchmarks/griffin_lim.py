@@ -15,8 +15,8 @@ which bounds the ratio the package can reach.
 
     python benchmarks/griffin_lim.py [--clips 8] [--n-iter 32] [--nnls-iter 30] [--repeats 3]
 
-Clips come from real RAVDESS beside the repo (../shared/ravdess/16k) when present, otherwise
-synthetic harmonic signals with a moving pitch.
+Clips come from real RAVDESS (``EMOGAN_RAVDESS``, default ../shared/ravdess/16k) when present,
+otherwise synthetic harmonic signals with a moving pitch.
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
 
+from emogan_utils.config import real_ravdess
 from emogan_utils.features import AudioConfig, db_to_power, load_audio, log_mel
 from emogan_utils.inversion import MelInverter, griffin_lim, waveform_spectral_convergence
 from emogan_utils.threads import map_batch
 
-RAVDESS_16K = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 
 
 def synthetic_clip(config: AudioConfig, rng: np.random.Generator) -> np.ndarray:
@@ -50,10 +49,11 @@ def synthetic_clip(config: AudioConfig, rng: np.random.Generator) -> np.ndarray:
 
 def load_clips(n: int, config: AudioConfig) -> tuple[np.ndarray, str]:
     """``n`` clips of ``config.duration`` seconds, real when available, and where they came from."""
-    files = sorted(RAVDESS_16K.glob("Actor_*/*.flac"))
+    files = sorted(real_ravdess().glob("Actor_*/*.flac"))
     if files:
         pick = np.linspace(0, len(files) - 1, n).astype(int)
-        return np.stack([load_audio(files[i], config) for i in pick]), f"RAVDESS ({RAVDESS_16K})"
+        return (np.stack([load_audio(files[i], config) for i in pick]),
+                f"RAVDESS ({real_ravdess()})")
     rng = np.random.default_rng(0)
     return np.stack([synthetic_clip(config, rng) for _ in range(n)]), "synthetic harmonic"
 

@@ -48,7 +48,8 @@ lower. Otherwise the ``world`` path stays the default.
 
 Prints the tables and a final JSON line with the figures, times and machine.
 ``--paired-weight 0`` gives the unpaired StarGAN-VC setting.
-Default data: RAVDESS beside the repo (../shared/ravdess/16k), else the configured corpus.
+Default data: real RAVDESS (``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the
+configured corpus.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ import torch
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.cli import _actors
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import load_corpus
 from emogan_utils.converter_training import (ConverterTrainConfig, save_converter,
                                              train_converter)
@@ -78,7 +79,6 @@ from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 from emogan_utils.world import EnvelopeEdit
 
-SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "16k"
 PATHS = {"contours": None,
          "world": {"prosody": True, "vocoder": "world"},
          "griffin_lim": {"prosody": True, "vocoder": "griffin-lim"},
@@ -92,7 +92,7 @@ def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Pat
     training actors (two of them validate). Its ensemble members take the seeds from
     ``seed`` × members on, so that no two judges share a member."""
     if not path.exists():
-        config = ClassifierTrainConfig.best(progress=False)
+        config = ClassifierTrainConfig(progress=False)
         config = dataclasses.replace(config, seed=seed * config.ensemble)
         trained = train_classifier(data, val_actors=train_actors[-2:],
                                    train_actors=train_actors[:-2], config=config, cache_dir=cache)
@@ -132,7 +132,7 @@ def main() -> None:
 
     paths = Paths.from_env()
     data = Path(args.data) if args.data else (
-        SHARED_RAVDESS if SHARED_RAVDESS.is_dir() else default_corpus())
+        real_ravdess() if real_ravdess().is_dir() else default_corpus())
     out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
     train_actors, test_actors = _actors(args.train_actors), _actors(args.test_actors)
     times = {}

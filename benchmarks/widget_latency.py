@@ -7,7 +7,7 @@ Loads classifier.pt and gan.pt from the checkpoints folder (default EMOGAN_WORK/
 joins two corpus recordings into 4-s clips and passes them in as uploads, then times, per clip:
 a new clip (analysis + translation + rendering), a new target for the same clip, and the same
 choice again (the cache), through ``--vocoder`` (default: the package's). Targets: a new choice
-within ~2 s on a laptop CPU, and a conversion of a 4-s clip within 1.5 s (issue 16); a repeated
+within ~2 s on a laptop CPU, and a conversion of a 4-s clip within 1.5 s; a repeated
 choice costs nothing. ``--torch-threads 0`` leaves torch's own thread setting. Prints a JSON line.
 """
 

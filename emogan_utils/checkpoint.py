@@ -23,7 +23,9 @@ import torch
 
 from emogan_utils import storage
 from emogan_utils.config import EmoganError
-from emogan_utils.data import EMOTIONS
+import pandas as pd
+
+from emogan_utils.data import EMOTIONS, corpus_fingerprint
 from emogan_utils.features import AudioConfig, Normalizer
 
 FORMAT_VERSION = 1
@@ -233,6 +235,17 @@ def resumable_config(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share with the interrupted one: a training config's
     ``to_dict()`` without the progress bar."""
     return {k: v for k, v in settings.items() if k != "progress"}
+
+
+def run_data(table: pd.DataFrame, source: str | os.PathLike, train_actors: Sequence[int],
+             val_actors: Sequence[int], labels: Sequence[str]) -> dict:
+    """What a training run trains on, kept in its checkpoints and compared on resume
+    (:func:`check_resumable`): its actors, the fingerprint of their recordings in ``table``
+    (a corpus read from ``source``) and the label set."""
+    train_actors, val_actors = [int(a) for a in train_actors], [int(a) for a in val_actors]
+    used = table[table["actor"].isin([*train_actors, *val_actors])]
+    return {"train_actors": train_actors, "val_actors": val_actors,
+            "corpus": corpus_fingerprint(used, source), "labels": list(labels)}
 
 
 def check_resumable(path: Path, saved: dict, wanted: dict, what: str,

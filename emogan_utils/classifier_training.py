@@ -19,11 +19,10 @@ from tqdm.auto import tqdm
 
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
-                                     resumable_config, save_checkpoint)
+                                     resumable_config, run_data, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, Split, corpus_fingerprint, load_corpus,
-                               manifest_actors, manifest_split, select_actors, speaker_ids,
-                               split_actors, training_labels)
+from emogan_utils.data import (EMOTIONS, Split, load_corpus, manifest_actors, manifest_split,
+                               select_actors, speaker_ids, split_actors, training_labels)
 from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import check_finite, classifier_loss
@@ -35,11 +34,14 @@ from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device,
 
 @dataclass
 class ClassifierTrainConfig:
-    """Every training technique of the classifier, each switchable. The field defaults are one
-    larger model on log-mels alone (the full run before issue 17); :meth:`best` is what
-    ``train-classifier`` trains and :meth:`quick` a demonstration."""
+    """Every training technique of the classifier, each switchable. The field defaults are what
+    ``train-classifier`` trains, the best settings measured on RAVDESS's tuning actors
+    (docs/results.md, "Recognition: settings chosen on tuning actors"): a small model reading
+    log-mels and the prosody tracks, 30 epochs on the clips at speeds 0.9, 1 and 1.1 against
+    an adversarial speaker head of weight 0.3, two seeds averaged. :meth:`quick` overrides a
+    few of them for a demonstration."""
 
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-2
@@ -47,7 +49,7 @@ class ClassifierTrainConfig:
     plateau_patience: int | None = 2
     """ReduceLROnPlateau on validation loss: epochs without improvement; None turns it off."""
     plateau_factor: float = 0.5
-    early_stopping: int | None = 10
+    early_stopping: int | None = None
     """Stop after this many epochs without a better validation accuracy; None trains all epochs."""
     amp: bool = False
     """Mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU."""
@@ -62,17 +64,17 @@ class ClassifierTrainConfig:
     label_smoothing: float = 0.0
     """Cross-entropy target smoothing: keeps the model from overconfidence on training actors."""
     norm_mode: str = "speaker"
-    prosody: bool = False
+    prosody: bool = True
     """Read the prosody tracks (log-F0, voicing, energy: :mod:`emogan_utils.inputs`) under the
     log-mels."""
-    speeds: tuple[float, ...] = (1.0,)
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
     """Speed perturbation: the training clips once sped up by each factor (each copy of an
     actor standardised as a speaker of its own); validation is at 1 only."""
-    speaker_adversary: float = 0.0
+    speaker_adversary: float = 0.3
     """Weight of the gradient reversal behind an adversarial head that learns which training
     speaker (each sped-up copy its own) a clip is from, so that the model unlearns speaker
     identity; 0 turns it off. Only :func:`train_classifier` knows the speakers."""
-    ensemble: int = 1
+    ensemble: int = 2
     """Models trained with seeds ``seed``, ``seed + 1``, ...; their probabilities are averaged."""
     seed: int = 0
     device: str | None = None
@@ -96,21 +98,10 @@ class ClassifierTrainConfig:
 
     @classmethod
     def quick(cls, **overrides) -> "ClassifierTrainConfig":
-        """Settings for a demonstration run of a minute or two on a laptop CPU."""
-        values = dict(epochs=12, early_stopping=None,
-                      model=ClassifierConfig(channels=64, n_blocks=2))
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def best(cls, **overrides) -> "ClassifierTrainConfig":
-        """The best settings measured on RAVDESS's folds by actor (docs/results.md,
-        "Recognition ingredients" and "Settings chosen on tuning actors"), what
-        ``train-classifier`` trains: :meth:`quick`'s small model reading the prosody tracks,
-        trained for 30 epochs on the clips at speeds 0.9, 1 and 1.1 against an adversarial
-        speaker head of weight 0.3, two seeds averaged (about ten minutes on a 2-core CPU)."""
-        return cls.quick(**{"prosody": True, "speeds": (0.9, 1.0, 1.1), "epochs": 30,
-                            "speaker_adversary": 0.3, "ensemble": 2, **overrides})
+        """Settings for a demonstration run of a minute or two on a laptop CPU: one model on
+        log-mels alone, 12 epochs, no speed copies and no speaker head."""
+        return cls(**{"epochs": 12, "prosody": False, "speeds": (1.0,), "speaker_adversary": 0.0,
+                      "ensemble": 1, **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -322,10 +313,8 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | 
         if missing or not part:
             raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
                              f"(it has actors {actors})")
-    used = table[table["actor"].isin(split.train + split.val)]
-    named = dict(zip(used["actor"], speaker_ids(used)))
-    provenance = {"train_actors": list(split.train), "val_actors": list(split.val),
-                  "corpus": corpus_fingerprint(used, data), "labels": list(labels)}
+    provenance = run_data(table, data, split.train, split.val, labels)
+    named = dict(zip(table["actor"], speaker_ids(table)))
     distributed.start(pick_device(config.device))
     if not distributed.is_main():
         config = replace(config, progress=False)

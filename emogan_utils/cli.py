@@ -7,7 +7,6 @@ them up. Commands that report results end with one JSON line on standard output.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -43,6 +42,24 @@ def _show_library_messages() -> None:
 MAX_ACTORS = 10_000
 """The most actors one ``--actors`` option may name (RAVDESS has 24, the largest corpora a few
 thousand speakers)."""
+class _SettingsHelp(argparse.HelpFormatter):
+    """Fills ``{classifier.X}``, ``{classifier_quick.X}``, ``{gan.X}`` and ``{gan_quick.X}`` in
+    an option's help with the training settings' field ``X`` (the dataclass default and the
+    ``quick()`` preset), importing the training modules only when help is shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        return text.format(**_settings()) if "{" in text else text
+
+
+def _settings() -> dict[str, object]:
+    """The training settings the CLI trains, by the names :class:`_SettingsHelp` fills in."""
+    from emogan_utils.classifier_training import ClassifierTrainConfig
+    from emogan_utils.gan_training import GANTrainConfig
+
+    return {"classifier": ClassifierTrainConfig(),
+            "classifier_quick": ClassifierTrainConfig.quick(),
+            "gan": GANTrainConfig(), "gan_quick": GANTrainConfig.quick()}
 
 
 def _actors(text: str) -> list[int]:
@@ -145,11 +162,17 @@ def _cmd_make_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from emogan_utils.download import download_ravdess
+    from emogan_utils.download import download_ravdess, resampled_copy
 
     root = download_ravdess(Path(args.dest))
     print(f"RAVDESS is in {root}; use it with EMOGAN_DATA={root}", file=sys.stderr)
-    _print_json({"corpus": str(root)})
+    if args.rate is None:
+        _print_json({"corpus": str(root)})
+        return 0
+    copies = resampled_copy(root, root.with_name(f"{root.name}-{args.rate}"), args.rate)
+    print(f"{args.rate} Hz copies are in {copies}; the benchmarks read them with "
+          f"EMOGAN_RAVDESS={copies}", file=sys.stderr)
+    _print_json({"corpus": str(root), "copies": str(copies)})
     return 0
 
 
@@ -224,11 +247,10 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
     _checked_outputs(Path(args.out))
     _check_overwrite(Path(args.out), "gan", args.force)
-    config = GANTrainConfig.quick() if args.quick else GANTrainConfig()
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("w_cls", args.cls_weight), ("batch_size", args.batch_size))
                if v is not None}
-    config = dataclasses.replace(config, **changes)
+    config = (GANTrainConfig.quick if args.quick else GANTrainConfig)(**changes)
     start = time.perf_counter()
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_speakers(args.actors) if args.actors else None,
@@ -332,9 +354,10 @@ def _cmd_train_converter(args: argparse.Namespace) -> int:
     from emogan_utils.converter_training import (ConverterTrainConfig, save_converter,
                                                  train_converter)
 
-    config = ConverterTrainConfig.quick() if args.quick else ConverterTrainConfig()
-    config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
-                                                                ("seed", args.seed)) if v is not None})
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = (ConverterTrainConfig.quick if args.quick else ConverterTrainConfig)(**changes)
+    _checked_outputs(Path(args.out))
+    _check_overwrite(Path(args.out), "converter", args.force)
     start = time.perf_counter()
     trained = train_converter(_data_dir(args.data), config,
                               train_actors=_speakers(args.actors) if args.actors else None,
@@ -358,8 +381,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                  ("ensemble", args.ensemble), ("prosody", args.prosody),
                                  ("speaker_adversary", args.speaker_adversary))
                if v is not None}
-    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig.best)(
-        **changes)
+    config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
     out = Path(args.out)
     run_state = out.with_name(out.name + ".run")  # the interrupted run --resume continues
     _checked_outputs(out, run_state)
@@ -463,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download and extract RAVDESS speech from Zenodo")
     p.add_argument("--dest", required=True, help="folder to download into")
+    p.add_argument("--rate", type=int, metavar="HZ",
+                   help="also make FLAC copies at this sample rate in DEST/RAVDESS-HZ "
+                        "(e.g. 16000, what the benchmarks read)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("manifest", help="list a corpus folder's recordings in a manifest CSV")
@@ -478,20 +503,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation")
+    p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation",
+                       formatter_class=_SettingsHelp)
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write (updated every epoch)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--epochs", type=int,
+                   help="override the number of epochs (default {gan.epochs}, "
+                        "--quick {gan_quick.epochs})")
+    p.add_argument("--seed", type=int, help="override the random seed (default {gan.seed})")
     p.add_argument("--cls-weight", type=float,
                    help="override w_cls: higher converts more strongly, lower keeps closer to "
-                        "how the speaker really sounds (default 1; docs/results.md)")
+                        "how the speaker really sounds (default {gan.w_cls}; docs/results.md)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--force", action="store_true",
                    help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
-                   help="override the batch size (global: split over torchrun's processes)")
+                   help="override the batch size (global: split over torchrun's processes; "
+                        "default {gan.batch_size})")
     p.add_argument("--actors", help="training speakers, e.g. 1-20 or OAF (default: all but "
                                     "--val-actors)")
     p.add_argument("--val-actors", help="speakers held out for validation losses, e.g. 19,20")
@@ -502,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true", help="a short run, for a first look")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--seed", type=int, help="override the random seed")
     p.add_argument("--actors", help="training actors, e.g. 1-20 (default: all but --val-actors)")
@@ -540,24 +571,31 @@ def build_parser() -> argparse.ArgumentParser:
     _vocoder_option(p)
     p.set_defaults(func=_cmd_evaluate_translation)
 
-    p = sub.add_parser("train-classifier", help="train the speech emotion classifier")
+    p = sub.add_parser("train-classifier", help="train the speech emotion classifier",
+                       formatter_class=_SettingsHelp)
     p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true",
                    help="one small model on log-mels alone, a minute or two on a CPU")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--seed", type=int, help="override the random seed")
+    p.add_argument("--epochs", type=int,
+                   help="override the number of epochs (default {classifier.epochs}, "
+                        "--quick {classifier_quick.epochs})")
+    p.add_argument("--seed", type=int,
+                   help="override the random seed (default {classifier.seed})")
     p.add_argument("--norm", choices=("speaker", "global"),
-                   help="standardise per actor (default) or with training-split statistics")
+                   help="standardise per actor (speaker) or with training-split statistics "
+                        "(global) (default {classifier.norm_mode})")
     p.add_argument("--ensemble", type=int,
                    help="train this many models (seeds) into one checkpoint; their "
-                        "probabilities are averaged (default 2, --quick 1)")
+                        "probabilities are averaged (default {classifier.ensemble}, "
+                        "--quick {classifier_quick.ensemble})")
     p.add_argument("--prosody", action=argparse.BooleanOptionalAction,
                    help="read log-F0, voicing and energy tracks beside the log-mels "
-                        "(default on, --quick off)")
+                        "(default {classifier.prosody}, --quick {classifier_quick.prosody})")
     p.add_argument("--speaker-adversary", type=float, metavar="WEIGHT",
                    help="weight of the adversarial speaker head that pushes speaker identity "
-                        "out of the model (default 0.3, --quick 0 = none)")
+                        "out of the model, 0 for none (default {classifier.speaker_adversary}, "
+                        "--quick {classifier_quick.speaker_adversary})")
     p.add_argument("--actors", help="training speakers, e.g. 1-18 or YAF,OAF (default: all but "
                                     "--val-actors)")
     p.add_argument("--val-actors", help="validation speakers, e.g. 1,2 or OAF (default: two, "
@@ -567,7 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace --out even if it is another kind of model or not a checkpoint")
     p.add_argument("--batch-size", type=int,
-                   help="override the batch size (global: split over torchrun's processes)")
+                   help="override the batch size (global: split over torchrun's processes; "
+                        "default {classifier.batch_size})")
     p.set_defaults(func=_cmd_train_classifier)
 
     p = sub.add_parser("predict", help="the emotion heard in audio files, each judged alone")

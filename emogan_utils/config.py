@@ -2,7 +2,8 @@
 
 ``EMOGAN_DATA`` points at a RAVDESS folder; without it ``data/RAVDESS`` is used if present,
 otherwise the embedded corpus in ``data/embedded`` (made on first use). ``EMOGAN_WORK`` holds
-caches and checkpoints, ``EMOGAN_FIGURES`` the figures the notebooks save.
+caches and checkpoints, ``EMOGAN_FIGURES`` the figures the notebooks save. ``EMOGAN_RAVDESS``
+names the 16 kHz copies of real RAVDESS that the benchmarks and tests read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ VOCODERS = ("griffin-lim", "world")
 DEFAULT_VOCODER = "world"
 """The vocoder of ``translate``, the CLI and the widget, chosen on validation actors by the
 rule in docs/results.md."""
+
+
+def real_ravdess() -> Path:
+    """The 16 kHz FLAC copies of real RAVDESS (``emogan download --rate 16000``) that the
+    benchmarks and tests read: ``EMOGAN_RAVDESS`` if set, else ``../shared/ravdess/16k`` beside
+    the repository. It may not exist; callers fall back or skip."""
+    env = os.environ.get("EMOGAN_RAVDESS")
+    if env:
+        return Path(env).expanduser()
+    return PACKAGE_DIR.parent.parent / "shared" / "ravdess" / "16k"
 
 
 class EmoganError(Exception):

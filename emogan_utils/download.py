@@ -7,6 +7,8 @@ moved to ``DEST/RAVDESS``. An interrupted or failed run never leaves a half corp
 One download runs into a ``DEST`` at a time: it holds ``DEST/.download.lock`` (an OS file lock,
 freed when its process ends however it ends), and a second one stops with an error at once
 rather than write into the same partial archive or delete the first one's extraction.
+:func:`resampled_copy` makes the 16 kHz FLAC copies the benchmarks read
+(``emogan download --rate 16000``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import librosa
+import numpy as np
+import soundfile as sf
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
@@ -90,6 +95,33 @@ def _download_locked(dest: Path, final: Path, url: str, md5: str | None, progres
         _remove_if_empty(archive.parent)
     _say(f"RAVDESS speech is ready in {corpus}")
     return corpus
+
+
+def resampled_copy(source: str | os.PathLike, dest: str | os.PathLike, rate: int,
+                   progress: bool = True) -> Path:
+    """Copy every ``.wav`` under ``source`` to the same place under ``dest`` as 16-bit FLAC at
+    ``rate`` Hz (soxr high quality, channels kept) and return ``dest``. Each file is written
+    atomically, so an interrupted run leaves no half file, and files already there are kept:
+    running again finishes the copy."""
+    if rate <= 0:
+        raise ValueError(f"the sample rate must be positive, got {rate}")
+    source, dest = Path(source).expanduser(), Path(dest).expanduser()
+    waves = sorted(source.rglob("*.wav"))
+    if not waves:
+        raise DownloadError(f"{source}: no .wav files to resample")
+    for wave in tqdm(waves, desc=f"{rate} Hz copies", unit="file", disable=not progress):
+        target = dest / wave.relative_to(source).with_suffix(".flac")
+        if target.exists():
+            continue
+        audio, orig_rate = sf.read(wave, dtype="float32", always_2d=True)
+        storage.write_audio(target, resample_channels(audio.T, orig_rate, rate), rate)
+    return dest
+
+
+def resample_channels(audio: np.ndarray, orig_rate: int, rate: int) -> np.ndarray:
+    """A (channels, samples) waveform at ``rate``, soxr high quality; mono comes back 1-D."""
+    out = librosa.resample(audio, orig_sr=orig_rate, target_sr=rate, res_type="soxr_hq")
+    return out[0] if len(out) == 1 else out
 
 
 def archive_name(url: str) -> str:

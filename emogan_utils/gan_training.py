@@ -17,11 +17,10 @@ from tqdm.auto import tqdm
 
 from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
-                                     resumable_config, save_checkpoint)
+                                     resumable_config, run_data, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, corpus_fingerprint, load_corpus,
-                               manifest_actors, manifest_split, select_actors,
-                               training_labels, training_speakers)
+from emogan_utils.data import (EMOTIONS, load_corpus, manifest_actors, manifest_split,
+                               select_actors, training_labels, training_speakers)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -58,18 +57,19 @@ class GANTrainConfig:
     w_cls: float = 1.0
     """Emotion classification of reals (discriminator) and of fakes (generator): higher converts
     more strongly, lower stays closer to how the speaker really sounds. 1 was chosen on
-    validation actors (docs/results.md, "Choosing w_cls"; benchmarks/translation_ravdess.py
-    --cls-weight)."""
+    validation actors (docs/results.md, "How the translation settings were chosen";
+    benchmarks/translation_ravdess.py --cls-weight)."""
     w_cycle: float = 5.0
     w_identity: float = 2.0
     w_paired: float = 10.0
     """L1 loss to the time-aligned real target. On by default: without it conversions were far
-    less often heard as the target (docs/results.md, "Paired against unpaired")."""
+    less often heard as the target (docs/results.md, "How the translation settings were
+    chosen")."""
     paired_cepstra: int | None = 20
     """Compare fake and aligned real target on their first K mel-cepstral coefficients (the
     spectral envelope) instead of on every mel bin (None). The aligned target speaks at another
     pitch, so bin by bin the loss asked the generator to paint the target's harmonics onto the
-    source's (measured: docs/results.md, "How to read the table")."""
+    source's (docs/results.md, "How the translation settings were chosen")."""
     amp: bool = False
     """Mixed precision (:func:`~emogan_utils.runtime.amp_dtype`): faster
     (docs/performance.md), off until its effect on quality is measured."""
@@ -339,12 +339,9 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     prosody = fit_emotion_prosody(parts["train"][0], audio, progress=progress)
     train_set = parallel_set(*parts["train"], normalizer, progress)
     val_set = parallel_set(*parts["val"], normalizer, progress) if val_actors else None
-    used = table[table["actor"].isin([*train_actors, *val_actors])]
     return fit_gan(train_set, checkpoint, normalizer, config, audio, val_set, resume, stop_after,
                    extra={"prosody": prosody.state_dict(),
                           **training_speakers(table, train_actors, val_actors)},
                    progress=progress,
-                   data={"train_actors": train_actors, "val_actors": list(val_actors),
-                         "corpus": corpus_fingerprint(used, data), "labels": list(labels)},
-                   labels=labels)
+                   data=run_data(table, data, train_actors, val_actors, labels), labels=labels)
 

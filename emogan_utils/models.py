@@ -26,8 +26,8 @@ class ClassifierConfig:
 
     n_mels: int = AudioConfig.n_mels
     n_classes: int = len(EMOTIONS)
-    channels: int = 128
-    n_blocks: int = 3
+    channels: int = 64
+    n_blocks: int = 2
     kernel_size: int = 5
     stride: int = 2
     """Time downsampling in the stem: every later layer costs ``1/stride`` as much."""

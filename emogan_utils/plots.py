@@ -23,13 +23,17 @@ import librosa.display  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from emogan_utils.config import Paths  # noqa: E402
 from emogan_utils.data import EMOTIONS, INTENSITIES, STATEMENTS, emotion_clips  # noqa: E402
 from emogan_utils.features import (AudioConfig, Normalizer, load_audio, log_mel,  # noqa: E402
                                    speech_mask)
+from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig,  # noqa: E402
+                                 PatchDiscriminator, UNetGenerator)
 from emogan_utils.storage import atomic_path  # noqa: E402
 
 FIGURE_DPI = 110
@@ -324,4 +328,118 @@ def plot_gan_history(history: Mapping[str, Sequence[float]]) -> Figure:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return fig
+
+
+# --- GAN architecture ------------------------------------------------------------------------
+
+Stage = tuple[str, tuple[int, int, int]]
+"""A network stage's name and output shape ``(channels, mel bins, frames)``."""
+
+
+def gan_stages(generator: GeneratorConfig = GeneratorConfig(),
+               discriminator: DiscriminatorConfig = DiscriminatorConfig(),
+               frames: int = 64) -> dict[str, list[Stage]]:
+    """Each stage of the generator and the discriminator built from these configs, with the
+    shape it outputs for one log-mel of ``frames`` frames (read off a forward pass).
+
+    ``"encoder"``: the input with its emotion maps, the stem and each downsampling (one per
+    UNet level); ``"bottleneck"``: the emotion injection and the conditional residual blocks;
+    ``"decoder"``: each upsampling (merging the skip of its level), the head and the output;
+    ``"discriminator"``: the input, each strided convolution, the real/fake patch head and the
+    emotion head (averaged over patches into the logits)."""
+    g, d = UNetGenerator(generator).eval(), PatchDiscriminator(discriminator).eval()
+    shapes: dict[str, tuple[int, int, int]] = {}
+
+    def keep(name: str):
+        def hook(_module, _inputs, output):
+            shapes[name] = tuple(output.shape[1:])
+        return hook
+
+    res = f"{len(g.res)} conditional res blocks"
+    parts = {
+        "encoder": {"stem": g.stem, **{f"down {i + 1}": m for i, m in enumerate(g.down)}},
+        "bottleneck": {"emotion injection": g.inject, res: g.res[-1] if len(g.res) else g.inject},
+        "decoder": {**{f"up {i + 1}": m for i, m in enumerate(g.up)}, "head": g.head,
+                    "output": g.out},
+        "discriminator": {**{f"conv {i + 1}": m for i, m in enumerate(d.body[::2])},
+                          "real/fake per patch": d.adv, "emotion per patch": d.cls}}
+    handles = [module.register_forward_hook(keep(name))
+               for modules in parts.values() for name, module in modules.items()]
+    with torch.no_grad():
+        g(torch.zeros(1, generator.n_mels, frames), torch.zeros(1, generator.n_emotions))
+        d(torch.zeros(1, discriminator.n_mels, frames))
+    for handle in handles:
+        handle.remove()
+    stages = {part: [(name, shapes[name]) for name in modules] for part, modules in parts.items()}
+    padded = frames + -frames % generator.factor  # the generator pads to whole levels
+    stages["encoder"].insert(0, ("log-mel + emotion maps",
+                                 (1 + generator.n_emotions, generator.n_mels, padded)))
+    stages["discriminator"].insert(0, ("log-mel", (1, discriminator.n_mels, frames)))
+    return stages
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(16, 40, 32)`` as ``16 × 40 × 32``."""
+    return " × ".join(str(n) for n in shape)
+
+
+def plot_gan_architecture(generator: GeneratorConfig = GeneratorConfig(),
+                          discriminator: DiscriminatorConfig = DiscriminatorConfig(),
+                          frames: int = 64) -> Figure:
+    """The conditional UNet generator (encoder down the left, bottleneck, decoder up the right,
+    a skip connection per level) and the PatchGAN discriminator with its two heads, each stage
+    with its output shape (channels × mel bins × frames) from :func:`gan_stages`."""
+    stages = gan_stages(generator, discriminator, frames)
+    fig, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(12, 6), width_ratios=(2.2, 1),
+                                     layout="constrained")
+    box = dict(boxstyle="round,pad=0.4", linewidth=1)
+    arrow = dict(arrowstyle="->", color="0.35", linewidth=1)
+
+    def draw(ax: Axes, xy: tuple[float, float], stage: Stage, colour: str) -> Text:
+        return ax.text(*xy, f"{stage[0]}\n{shape_text(stage[1])}", ha="center", va="center",
+                       fontsize=8.5, bbox={**box, "facecolor": colour, "edgecolor": "0.3"})
+
+    def link(ax: Axes, start: Text, end: Text, style: str = "-") -> None:
+        """An arrow from box to box, clipped at their edges."""
+        ax.annotate("", end.get_position(), start.get_position(),
+                    arrowprops={**arrow, "linestyle": style, "patchA": start.get_bbox_patch(),
+                                "patchB": end.get_bbox_patch()})
+
+    encoder, decoder = stages["encoder"], stages["decoder"]
+    levels = len(encoder) - 1  # the stem and each downsampling
+    enc_xy = [(0.0, 0.0)] + [(0.0, -1.0 - k) for k in range(levels)]
+    bottom = -float(levels) - 0.2
+    mid_xy = [(1.0, bottom), (2.0, bottom)]
+    ups = len(decoder) - 2
+    dec_xy = [(3.0, -float(levels) + 1 + k) for k in range(ups)]
+    dec_xy += [(3.0, 0.0 if ups else -1.0), (3.0, 1.0)]
+    enc = [draw(ax_g, xy, stage, "#dbe8f6") for stage, xy in zip(encoder, enc_xy)]
+    mid = [draw(ax_g, xy, stage, "#f6e3c8") for stage, xy in zip(stages["bottleneck"], mid_xy)]
+    dec = [draw(ax_g, xy, stage, "#dcefdc") for stage, xy in zip(decoder, dec_xy)]
+    path = enc + mid + dec
+    for start, end in zip(path, path[1:]):
+        link(ax_g, start, end)
+    for k in range(ups):  # each level's skip merges into the upsampling that reaches it
+        link(ax_g, enc[levels - 1 - k], dec[k], "--")
+    link(ax_g, enc[0], dec[-1], ":")  # the source itself: the output is a residual on it
+    ax_g.set(xlim=(-0.7, 3.7), ylim=(bottom - 0.6, 1.6),
+             title="generator: conditional UNet (dashed: skip connections; dotted: the source "
+                   "the residual is added to)")
+    disc = stages["discriminator"]
+    body_xy = [(0.0, -float(k)) for k in range(len(disc) - 2)]
+    heads_xy = [(-0.55, -float(len(body_xy)) - 0.2), (0.55, -float(len(body_xy)) - 0.2)]
+    body = [draw(ax_d, xy, stage, "#ead9f2") for stage, xy in zip(disc[:-2], body_xy)]
+    heads = [draw(ax_d, xy, stage, "#f3d6d6") for stage, xy in zip(disc[-2:], heads_xy)]
+    for start, end in zip(body, body[1:]):
+        link(ax_d, start, end)
+    for head in heads:
+        link(ax_d, body[-1], head)
+    ax_d.set(xlim=(-1.3, 1.3), ylim=(heads_xy[0][1] - 0.6, 0.6),
+             title=f"discriminator: PatchGAN, {disc[-1][1][0]} emotion logits = the patches' mean")
+    for ax in (ax_g, ax_d):
+        ax.axis("off")
+        ax.title.set_fontsize(9.5)
+    fig.suptitle(f"each stage's output: channels × mel bins × frames, for {frames} frames",
+                 fontsize=10)
     return fig

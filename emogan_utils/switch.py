@@ -8,7 +8,6 @@ imports ipywidgets: scripts, benchmarks and other front ends use the engine with
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import time
@@ -25,18 +24,16 @@ import soundfile as sf
 from matplotlib.figure import Figure
 
 from emogan_utils import plots
-from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
-                                              train_classifier)
+from emogan_utils.classifier_training import ClassifierTrainConfig
 from emogan_utils.config import DEFAULT_VOCODER
 from emogan_utils.data import INTENSITIES, STATEMENTS
 from emogan_utils.features import AudioConfig, AudioError, read_audio
-from emogan_utils.gan_training import GANTrainConfig, train_gan
+from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.inference import (Classifier, Translator, checked_vocoder, load_classifier,
                                     predict)
 from emogan_utils.threads import torch_threads
+from emogan_utils.train import CLASSIFIER_FILE, GAN_FILE
 
-CLASSIFIER_FILE = "classifier.pt"
-GAN_FILE = "gan.pt"
 HOW_TO_TRAIN = {CLASSIFIER_FILE: ("notebook 03", "train-classifier"),
                 GAN_FILE: ("notebook 04", "train-gan")}
 """For each checkpoint: the notebook and the CLI command that make it."""
@@ -248,12 +245,6 @@ class SwitchEngine:
 
 # --- models ----------------------------------------------------------------------------------
 
-def missing_models(checkpoints: Path) -> list[Path]:
-    """The classifier and GAN checkpoints that do not exist yet."""
-    return [checkpoints / name for name in (CLASSIFIER_FILE, GAN_FILE)
-            if not (checkpoints / name).is_file()]
-
-
 def load_engine(checkpoints: Path, config: SwitchConfig = SwitchConfig()) -> SwitchEngine:
     """A :class:`SwitchEngine` from ``checkpoints``/classifier.pt and gan.pt."""
     classifier = load_classifier(checkpoints / CLASSIFIER_FILE)
@@ -261,16 +252,3 @@ def load_engine(checkpoints: Path, config: SwitchConfig = SwitchConfig()) -> Swi
                             n_iter=config.griffin_lim_iters, vocoder=config.vocoder)
     return SwitchEngine(translator, classifier, config)
 
-
-def train_quick_models(corpus: Path, checkpoints: Path, cache_dir: Path | None,
-                       config: SwitchConfig = SwitchConfig(), progress: bool = True) -> list[Path]:
-    """Train whichever of the classifier and the GAN is missing, with quick settings."""
-    made = []
-    for path in missing_models(checkpoints):
-        if path.name == CLASSIFIER_FILE:
-            training = dataclasses.replace(config.classifier_training, progress=progress)
-            save_classifier(path, train_classifier(corpus, config=training, cache_dir=cache_dir))
-        else:
-            train_gan(corpus, path, config.gan_training, cache_dir=cache_dir, progress=progress)
-        made.append(path)
-    return made

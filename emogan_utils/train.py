@@ -1,33 +1,56 @@
-"""The training API gathered in one module, for notebooks and user code: training the emotion
-classifier (:mod:`emogan_utils.classifier_training`) and the conditional GAN
-(:mod:`emogan_utils.gan_training`) with their parallel pairs (:mod:`emogan_utils.pairs`) and
-losses (:mod:`emogan_utils.losses`), the device, seed and precision helpers
-(:mod:`emogan_utils.runtime`), and the input standardisation and batched logits that inference
-shares (:mod:`emogan_utils.inputs`, :mod:`emogan_utils.models`). Modules of the package import
-from those modules, not from here.
-"""
+"""Both models for a checkpoints folder: :func:`train_quick_models` trains whichever of the
+emotion classifier (``classifier.pt``) and the GAN (``gan.pt``) is missing, so that the
+translation notebook and the emotion switch also run on their own. The trainings themselves are
+:mod:`emogan_utils.classifier_training` and :mod:`emogan_utils.gan_training`."""
 
-from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier, augment,
-                                              fit_classifier, save_classifier, train_classifier)
-from emogan_utils.gan_training import (GANParts, GANTrainConfig, build_gan, fit_gan, gan_step,
-                                       train_gan, validate_gan)
-from emogan_utils.inputs import NORM_MODES, standardize
-from emogan_utils.losses import paired_l1
-from emogan_utils.models import batched_logits, emotion_code
-from emogan_utils.pairs import (ParallelSet, dtw_alignment, mfcc_for_alignment, parallel_pairs,
-                                parallel_set)
-from emogan_utils.runtime import (amp_dtype, autocast, grad_scaler, pick_device, random_state,
-                                  restore_random_state, seed_everything)
+from __future__ import annotations
 
-__all__ = [
-    # emotion classifier
-    "ClassifierTrainConfig", "TrainedClassifier", "augment", "fit_classifier",
-    "train_classifier", "save_classifier", "NORM_MODES", "standardize", "batched_logits",
-    # conditional GAN
-    "GANTrainConfig", "GANParts", "build_gan", "gan_step", "validate_gan", "fit_gan",
-    "train_gan", "paired_l1", "emotion_code",
-    "ParallelSet", "mfcc_for_alignment", "dtw_alignment", "parallel_pairs", "parallel_set",
-    # device, seeding, mixed precision
-    "pick_device", "seed_everything", "random_state", "restore_random_state", "amp_dtype",
-    "autocast", "grad_scaler",
-]
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
+                                              train_classifier)
+from emogan_utils.data import load_corpus
+from emogan_utils.gan_training import GANTrainConfig, train_gan
+
+CLASSIFIER_FILE = "classifier.pt"
+GAN_FILE = "gan.pt"
+
+
+def missing_models(checkpoints: Path) -> list[Path]:
+    """The classifier and GAN checkpoints in ``checkpoints`` that do not exist yet."""
+    return [Path(checkpoints) / name for name in (CLASSIFIER_FILE, GAN_FILE)
+            if not (Path(checkpoints) / name).is_file()]
+
+
+def judge_actors(actors: Sequence[int], held_out: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The validation and training actors of a classifier that must never hear ``held_out``:
+    the last two of the other actors validate, the rest train."""
+    others = sorted(set(actors) - set(held_out))
+    return others[-2:], others[:-2]
+
+
+def train_quick_models(corpus: Path, checkpoints: Path, cache_dir: Path | None = None,
+                       classifier: ClassifierTrainConfig | None = None,
+                       gan: GANTrainConfig | None = None, held_out: Sequence[int] = (),
+                       progress: bool = True) -> list[Path]:
+    """Train whichever of the classifier and the GAN is missing from ``checkpoints`` (with
+    ``quick()`` settings unless given) and return the checkpoints made. The ``held_out``
+    actors validate the GAN and are never heard by the classifier, so that it can judge their
+    translations."""
+    made = []
+    for path in missing_models(checkpoints):
+        if path.name == CLASSIFIER_FILE:
+            config = dataclasses.replace(classifier or ClassifierTrainConfig.quick(),
+                                         progress=progress)
+            val = train = None  # without held-out actors, train_classifier's own split
+            if held_out:
+                val, train = judge_actors(load_corpus(corpus)["actor"].tolist(), held_out)
+            save_classifier(path, train_classifier(corpus, val, train, config,
+                                                   cache_dir=cache_dir))
+        else:
+            train_gan(corpus, path, gan or GANTrainConfig.quick(), val_actors=held_out,
+                      cache_dir=cache_dir, progress=progress)
+        made.append(path)
+    return made

@@ -18,15 +18,14 @@ from emogan_utils.checkpoint import CheckpointError
 from emogan_utils.config import EmoganError, Paths
 from emogan_utils.data import EMOTIONS, INTENSITIES, load_corpus, recording
 from emogan_utils.features import AudioError
-from emogan_utils.switch import (CLASSIFIER_FILE, GAN_FILE, HOW_TO_TRAIN, PLAYERS, Analysis,
-                                 Source, SwitchConfig, SwitchEngine, SwitchResult, corpus_source,
-                                 load_engine, missing_models, png_bytes, train_quick_models,
-                                 upload_source, wav_bytes)
+from emogan_utils.switch import (HOW_TO_TRAIN, PLAYERS, Analysis, Source, SwitchConfig,
+                                 SwitchEngine, SwitchResult, corpus_source, load_engine,
+                                 png_bytes, upload_source, wav_bytes)
+from emogan_utils.train import missing_models, train_quick_models
 
-__all__ = ["CLASSIFIER_FILE", "GAN_FILE", "HOW_TO_TRAIN", "PLAYERS", "Analysis", "EmotionSwitch",
-           "Source", "SwitchConfig", "SwitchEngine", "SwitchResult", "corpus_source",
-           "emotion_switch", "load_engine", "missing_models", "missing_models_message",
-           "png_bytes", "train_quick_models", "upload_source", "wav_bytes"]
+__all__ = ["HOW_TO_TRAIN", "PLAYERS", "Analysis", "EmotionSwitch", "Source", "SwitchConfig",
+           "SwitchEngine", "SwitchResult", "corpus_source", "emotion_switch", "load_engine",
+           "missing_models_message", "png_bytes", "upload_source", "wav_bytes"]
 
 
 # --- the widget ------------------------------------------------------------------------------
@@ -180,7 +179,8 @@ class EmotionSwitch:
         self.status.value = _message("Training quick models … (progress below)")
         try:
             with self.train_log:
-                train_quick_models(self.corpus, self.checkpoints, self.cache_dir, self.config)
+                train_quick_models(self.corpus, self.checkpoints, self.cache_dir,
+                                   self.config.classifier_training, self.config.gan_training)
         except Exception as err:  # shown in the widget: a callback's traceback would be hidden
             self.status.value = _message(f"Training failed: {html.escape(str(err))}",
                                          error=True)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real RAVDESS sample beside the repo (skipped when absent), tiny
+"""Shared fixtures: the real RAVDESS sample (``EMOGAN_RAVDESS``, skipped when absent), tiny
 RAVDESS-named audio made on the fly, and temporary output folders for the whole session."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from emogan_utils.config import real_ravdess
 from emogan_utils.data import EMOTIONS, ravdess_name
-
-SHARED_RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "ravdess"
 
 # Tolerances for comparing two computations of the same thing (a batch and one clip, blocked and
 # dense, one thread and two). Another CPU, thread count or batch size may add float32 terms in
@@ -39,12 +38,18 @@ def db_atol(terms: int) -> float:
     return 10.0 / np.log(10.0) * sum_rtol(terms) + 2 * 100.0 * EPS32
 
 
-def _shared(folder: str, what: str) -> Path:
-    """``../shared/ravdess/<folder>``, or skip the test when this machine lacks it."""
-    root = SHARED_RAVDESS / folder
+def _shared(root: Path, what: str) -> Path:
+    """``root``, or skip the test when this machine lacks it."""
     if not root.is_dir():
         pytest.skip(f"{what} not found at {root}")
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the notebooks' cells (run under nbval) slow: the notebooks train models."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,14 +85,15 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def ravdess_16k() -> Path:
-    """The 16 kHz FLAC copies of RAVDESS actors 1-20."""
-    return _shared("16k", "real RAVDESS")
+    """The 16 kHz FLAC copies of RAVDESS actors 1-20 (:func:`~emogan_utils.config.real_ravdess`)."""
+    return _shared(real_ravdess(), "real RAVDESS")
 
 
 @pytest.fixture(scope="session")
 def ravdess_original() -> Path:
-    """Actor 01 as distributed: 48 kHz WAV, some stereo."""
-    return _shared("original", "real RAVDESS originals")
+    """Actor 01 as distributed (48 kHz WAV, some stereo), in ``original`` beside the 16 kHz
+    copies."""
+    return _shared(real_ravdess().parent / "original", "real RAVDESS originals")
 
 
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3,

@@ -30,9 +30,10 @@ from emogan_utils.data import ravdess_name
 from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.storage import write_audio
-from emogan_utils.widgets import SwitchConfig, train_quick_models
+from emogan_utils.train import train_quick_models
+from emogan_utils.widgets import SwitchConfig
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -76,7 +77,8 @@ def emogan_env(tmp_path_factory) -> dict[str, str]:
             name = ravdess_name(emotion, 1, 1, 1, actor)
             write_audio(corpus / f"Actor_{actor:02d}" / name,
                         render(utterance(actor, emotion, 1, 1, 1)), 16000)
-    train_quick_models(corpus, work / "checkpoints", work / "cache", TINY, progress=False)
+    train_quick_models(corpus, work / "checkpoints", work / "cache", TINY.classifier_training,
+                       TINY.gan_training, progress=False)
     return {**os.environ, "EMOGAN_DATA": str(corpus), "EMOGAN_WORK": str(work),
             "EMOGAN_FIGURES": str(Paths.from_env().figures)}
 

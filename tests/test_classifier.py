@@ -25,7 +25,7 @@ from emogan_utils.models import ClassifierConfig, EmotionClassifier
 from conftest import tone
 
 SMALL = ClassifierConfig(channels=16, n_blocks=1, attention_dim=8)
-TINY_TRAINING = ClassifierTrainConfig(epochs=3, batch_size=8, progress=False, model=SMALL)
+TINY_TRAINING = ClassifierTrainConfig.quick(epochs=3, batch_size=8, progress=False, model=SMALL)
 
 
 def _band_features(n_per_class: int = 4, frames: int = 60, seed: int = 0):
@@ -87,6 +87,7 @@ def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch():
     assert after.item() < before.item()
 
 
+@pytest.mark.slow
 def test_seeded_training_is_reproducible_and_learns():
     x, y = _band_features(6)
     x_val, y_val = _band_features(2, seed=1)
@@ -102,6 +103,7 @@ def test_seeded_training_is_reproducible_and_learns():
     assert history_a["val_acc"][history_a["best_epoch"] - 1] == max(history_a["val_acc"])
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_weights_and_history_as_an_uninterrupted_run(tmp_path):
     x, y = _band_features(3)
     x_val, y_val = _band_features(1, seed=1)
@@ -117,6 +119,7 @@ def test_resume_ends_with_the_same_weights_and_history_as_an_uninterrupted_run(t
                                                  resumed.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
     x, y = _band_features(1)
     run = tmp_path / "classifier.pt.run"
@@ -125,6 +128,7 @@ def test_resume_refuses_a_run_made_with_other_settings(tmp_path):
         fit_classifier(x, y, x, y, dataclasses.replace(TINY_TRAINING, lr=0.01), run, resume=True)
 
 
+@pytest.mark.slow
 def test_model_shape_follows_the_features_and_the_emotions(tmp_path):
     assert ClassifierConfig().n_mels == AudioConfig().n_mels
     assert ClassifierConfig().n_classes == len(EMOTIONS)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # no dropout, masks, shifts or mixup: their random draws are the only thing that two processes
 # make differently from one
-CONFIG = ClassifierTrainConfig(
+CONFIG = ClassifierTrainConfig.quick(
     epochs=3, batch_size=8, lr=3e-3, freq_masks=0, time_masks=0, time_shift=0,
     plateau_patience=None, progress=False,
     model=ClassifierConfig(channels=16, n_blocks=1, attention_dim=8, dropout=0.0))
@@ -111,6 +111,7 @@ def two_process_run(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_two_processes_end_with_the_weights_of_one_with_the_same_global_batch(two_process_run,
                                                                                tmp_path):
     x, y = _data(48, 0)
@@ -139,6 +140,7 @@ def test_two_processes_end_with_the_weights_of_one_with_the_same_global_batch(tw
                        history["train_loss"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_files(two_process_run):
     assert (two_process_run / "saves-rank0.txt").read_text() == str(CONFIG.epochs + GAN.epochs)
     assert (two_process_run / "saves-rank1.txt").read_text() == "0"
@@ -147,6 +149,7 @@ def test_only_rank_0_writes_files(two_process_run):
     assert gan["extra"]["epoch"] == 1 and np.isfinite(gan["extra"]["history"]["val_l1"][0])
 
 
+@pytest.mark.slow
 def test_a_killed_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path):
     with pytest.raises(mp.ProcessExitedException):
         _two_processes(tmp_path / "out", kill_after=1)  # killed after epoch 1's checkpoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import threading
 import zipfile
@@ -17,7 +18,8 @@ import soundfile as sf
 from filelock import FileLock
 
 from emogan_utils.data import CorpusError, load_corpus, ravdess_name
-from emogan_utils.download import DownloadError, download_ravdess
+from emogan_utils import cli, download
+from emogan_utils.download import DownloadError, download_ravdess, resampled_copy
 
 ARCHIVE = "Audio_Speech_Actors_01-24.zip"
 NAMES = [f"Actor_{actor:02d}/{ravdess_name(emotion, 1, 1, 1, actor)}"
@@ -234,3 +236,61 @@ def test_http_error_is_reported(server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="404"):
         _get(server, tmp_path)
     _assert_no_corpus(tmp_path)
+
+
+def _sine(freq: float, seconds: float, rate: int) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * freq * np.arange(int(seconds * rate)) / rate)).astype(
+        np.float32)
+
+
+def _peak_hz(wave: np.ndarray, rate: int) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(wave))) * rate / len(wave))
+
+
+def _originals(root: Path) -> Path:
+    """Two 48 kHz WAVs as RAVDESS ships them: one mono, one stereo (440 / 880 Hz)."""
+    (root / "Actor_01").mkdir(parents=True)
+    sf.write(root / "Actor_01" / ravdess_name(1, 1, 1, 1, 1), _sine(440, 1.0, 48000), 48000)
+    sf.write(root / "Actor_01" / ravdess_name(5, 2, 1, 1, 1),
+             np.stack([_sine(440, 1.0, 48000), _sine(880, 1.0, 48000)], axis=1), 48000)
+    return root
+
+
+def test_resampled_copies_are_flac_at_the_rate_with_the_same_sound(tmp_path: Path) -> None:
+    source = _originals(tmp_path / "RAVDESS")
+    dest = resampled_copy(source, tmp_path / "RAVDESS-16000", 16000, progress=False)
+    mono, stereo = (dest / "Actor_01" / ravdess_name(e, i, 1, 1, 1, ".flac")
+                    for e, i in ((1, 1), (5, 2)))
+    for path, channels in ((mono, 1), (stereo, 2)):
+        info = sf.info(path)
+        assert (info.format, info.subtype, info.samplerate) == ("FLAC", "PCM_16", 16000)
+        assert info.channels == channels and info.frames == 16000
+    wave, rate = sf.read(stereo, dtype="float32")
+    assert [_peak_hz(wave[:, k], rate) for k in (0, 1)] == [440, 880]
+    assert np.abs(wave).max() == pytest.approx(0.5, abs=0.01)
+    assert sorted(load_corpus(dest)["path"].map(lambda p: Path(p).name)) == sorted(
+        p.name for p in (mono, stereo))
+
+
+def test_resampled_copy_keeps_finished_files_and_fills_in_the_rest(tmp_path: Path) -> None:
+    source = _originals(tmp_path / "RAVDESS")
+    dest = tmp_path / "copies"
+    done = dest / "Actor_01" / ravdess_name(1, 1, 1, 1, 1, ".flac")
+    done.parent.mkdir(parents=True)
+    done.write_bytes(b"finished earlier")
+    resampled_copy(source, dest, 16000, progress=False)
+    assert done.read_bytes() == b"finished earlier"
+    assert sf.info(dest / "Actor_01" / ravdess_name(5, 2, 1, 1, 1, ".flac")).samplerate == 16000
+    assert not [p for p in dest.rglob("*") if p.is_file() and p.suffix != ".flac"]  # no temps
+    with pytest.raises(DownloadError, match="no .wav files"):
+        resampled_copy(tmp_path / "copies", tmp_path / "again", 16000, progress=False)
+
+
+def test_download_command_with_a_rate_makes_the_copies_beside_the_corpus(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    corpus = _originals(tmp_path / "RAVDESS")
+    monkeypatch.setattr(download, "download_ravdess", lambda dest: corpus)
+    assert cli.main(["download", "--dest", str(tmp_path), "--rate", "16000"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result == {"corpus": str(corpus), "copies": str(tmp_path / "RAVDESS-16000")}
+    assert len(list((tmp_path / "RAVDESS-16000").rglob("*.flac"))) == 2

@@ -101,6 +101,7 @@ def test_aligned_target_follows_source_timeline(tiny_data):
     assert torch.all(source != target)
 
 
+@pytest.mark.slow
 def test_training_steps_update_both_networks_and_lower_generator_loss(tiny_data):
     data, _ = tiny_data
     seed_everything(0)
@@ -128,6 +129,7 @@ def test_cepstral_paired_loss_sees_the_envelope_not_the_harmonics():
         GANTrainConfig(paired_cepstra=0)
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
     data, normalizer = tiny_data
     straight, interrupted = tmp_path / "straight.pt", tmp_path / "interrupted.pt"
@@ -140,6 +142,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, tin
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_configuration_or_audio(tmp_path, tiny_data, tiny_checkpoint):
     data, normalizer = tiny_data
     with pytest.raises(CheckpointError, match="w_paired"):
@@ -150,6 +153,7 @@ def test_resume_refuses_another_configuration_or_audio(tmp_path, tiny_data, tiny
                 progress=False)
 
 
+@pytest.mark.slow
 def test_translate_command_writes_audio_as_long_as_the_input(tmp_path, tiny_checkpoint):
     rate, seconds = 22050, 1.3
     t = np.arange(int(rate * seconds)) / rate
@@ -168,6 +172,7 @@ def test_translate_command_writes_audio_as_long_as_the_input(tmp_path, tiny_chec
     assert sf.info(source).samplerate == rate  # the input is untouched
 
 
+@pytest.mark.slow
 def test_train_gan_command_trains_and_resumes(tmp_path, monkeypatch, tiny_corpus, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
     out = tmp_path / "gan.pt"
@@ -184,6 +189,7 @@ def test_train_gan_command_trains_and_resumes(tmp_path, monkeypatch, tiny_corpus
                        saved["state"]["generator"]["out.weight"])
 
 
+@pytest.mark.slow
 def test_strength_blends_source_and_target_codes(tiny_checkpoint):
     translator = Translator(tiny_checkpoint)
     code = translator.code("angry", strength=0.25, source="sad")[0]
@@ -195,6 +201,7 @@ def test_strength_blends_source_and_target_codes(tiny_checkpoint):
     assert not np.array_equal(translator.translate_mel(mel, "angry", 1.0, "sad"), unchanged)
 
 
+@pytest.mark.slow
 def test_unknown_emotion_lists_the_valid_names(tiny_checkpoint):
     with pytest.raises(ValueError, match="neutral, calm, happy"):
         translate(np.zeros(16000, np.float32), "grumpy", tiny_checkpoint)
@@ -202,6 +209,7 @@ def test_unknown_emotion_lists_the_valid_names(tiny_checkpoint):
         Translator(tiny_checkpoint).code("angry", strength=1.5)
 
 
+@pytest.mark.slow
 def test_mismatched_checkpoints_are_refused(tmp_path, tiny_checkpoint):
     classifier = save_checkpoint(tmp_path / "classifier.pt", kind="classifier", model_config={},
                                  state={}, audio=AudioConfig())
@@ -211,6 +219,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_checkpoint):
         Translator(tiny_checkpoint, audio=AudioConfig(n_mels=64))
 
 
+@pytest.mark.slow
 def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch, tiny_corpus,
                                                            tiny_checkpoint, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
@@ -239,6 +248,7 @@ def test_evaluate_translation_command_reports_every_target(tmp_path, monkeypatch
     assert result["emotions"]["surprised"]["mcd_source"] > 1.0
 
 
+@pytest.mark.slow
 def test_world_vocoder_converts_pitch_range_and_tempo(tmp_path, tiny_checkpoint):
     saved = torch.load(tiny_checkpoint, weights_only=True)
     offsets = {e: ProsodyShift() for e in EMOTIONS} | {"angry": ProsodyShift(4.0, 1.25, 6.0, 1.5)}
@@ -278,6 +288,7 @@ def test_world_vocoder_converts_pitch_range_and_tempo(tmp_path, tiny_checkpoint)
     # 16-bit PCM: half a step of rounding plus at most one step from the 32767 / 32768 scales
 
 
+@pytest.mark.slow
 def test_translator_applies_the_saved_prosody_unless_told_not_to(tmp_path, tiny_checkpoint):
     saved = torch.load(tiny_checkpoint, weights_only=True)
     offsets = {e: ProsodyShift() for e in EMOTIONS} | {"sad": ProsodyShift(-3.0, 0.8, 6.0),

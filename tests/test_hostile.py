@@ -1,4 +1,4 @@
-"""Hostile input and interrupted work (issue 20): absurd headers and lengths, damaged caches and
+"""Hostile input and interrupted work: absurd headers and lengths, damaged caches and
 checkpoints, resumes with other data, duplicate and looping corpora, bad output paths, Ctrl-C."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from conftest import tone
 
 CFG = AudioConfig()
 SMALL = ClassifierConfig(channels=16, n_blocks=1, attention_dim=8)
-ONE_EPOCH = ClassifierTrainConfig(epochs=1, batch_size=8, progress=False, model=SMALL)
+ONE_EPOCH = ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False, model=SMALL)
 TINY_GAN = GANTrainConfig(epochs=2, batch_size=4, pairs_per_epoch=8, crop_frames=16,
                           generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
                           discriminator=DiscriminatorConfig(channels=4, depth=2))
@@ -369,6 +369,7 @@ def _copy_without_one_file(corpus: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_classifier_resume_refuses_other_actors_data_or_settings(tiny_corpus, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
@@ -389,21 +390,23 @@ def test_classifier_resume_refuses_other_actors_data_or_settings(tiny_corpus, tm
     train_classifier(moved, val_actors=[2], train_actors=[1], resume=True, **common)
 
 
+@pytest.mark.slow
 def test_classifier_cli_resume_with_other_val_actors_is_refused(tiny_corpus, tmp_path,
                                                                 monkeypatch, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
     out = tmp_path / "clf.pt"
     run = out.with_name("clf.pt.run")
-    train_classifier(tiny_corpus, val_actors=[2], train_actors=[1], config=ONE_EPOCH,
+    train_classifier(tiny_corpus, val_actors=[2], train_actors=[1],
+                     config=ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False),
                      cache_dir=tmp_path / "work" / "cache", checkpoint=run)
-    monkeypatch.setattr(ClassifierTrainConfig, "best", classmethod(
-        lambda cls, **changes: dataclasses.replace(ONE_EPOCH, **changes)))
     assert cli.main(["train-classifier", "--data", str(tiny_corpus), "--out", str(out),
+                     "--quick", "--epochs", "1", "--batch-size", "8",
                      "--actors", "2", "--val-actors", "1", "--resume"]) == 2
     assert "cannot resume, made with other data" in capsys.readouterr().err
     assert run.exists() and not out.exists()
 
 
+@pytest.mark.slow
 def test_gan_resume_refuses_other_actors_or_data(tiny_corpus, tmp_path):
     out = tmp_path / "gan.pt"
     common = dict(config=TINY_GAN, cache_dir=tmp_path / "cache", progress=False)

@@ -4,6 +4,7 @@ output folders outside the repository."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import stat
@@ -19,7 +20,7 @@ import torch
 import emogan_utils
 from emogan_utils import cli, storage
 from emogan_utils.checkpoint import save_checkpoint
-from emogan_utils.config import Paths
+from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.features import AudioConfig, Normalizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,3 +176,75 @@ def test_environment_yml_matches_pyproject():
     for pinned in ("torch", "torchaudio"):
         wanted = next(r for r in _requirements() if _name(r) == pinned)
         assert f"- {wanted}\n" in pip_section, f"{wanted} belongs in the pip: section"
+
+
+def test_the_real_ravdess_folder_comes_from_one_place(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOGAN_RAVDESS", str(tmp_path))
+    assert real_ravdess() == tmp_path
+    monkeypatch.delenv("EMOGAN_RAVDESS")
+    assert real_ravdess() == REPO.parent / "shared" / "ravdess" / "16k"
+    spelled = [f"{path.relative_to(REPO)}:{number}"
+               for folder in ("emogan_utils", "benchmarks", "tests")
+               for path in sorted((REPO / folder).glob("*.py"))
+               if path.name not in ("config.py", Path(__file__).name)
+               for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+               if re.search(r'"shared"|"ravdess"\s*/\s*"16k"', line)]
+    assert not spelled, f"name the real RAVDESS folder through config.real_ravdess(): {spelled}"
+
+
+def test_no_issue_numbers_or_device_loans_in_code_docs_or_notebooks():
+    pattern = re.compile(r"[Ii]ssue[- ][0-9]+|was\slent|not\sdrawn")
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for folder, suffix in (("emogan_utils", "py"), ("benchmarks", "py"), ("tests", "py"),
+                           ("notebooks", "ipynb")):
+        files += sorted((REPO / folder).glob(f"*.{suffix}"))
+    found = [f"{path.relative_to(REPO)}:{number}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    assert not found, f"issue numbers or device-loan remarks (git keeps the history): {found}"
+
+
+def notebook_outputs(path: Path) -> list[str]:
+    """Where a notebook carries what a run leaves: cell outputs or execution counts."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [f"{path.name} cell {number}" for number, cell in enumerate(cells)
+            if cell.get("outputs") or cell.get("execution_count") is not None]
+
+
+def test_committed_notebooks_carry_no_outputs():
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    carrying = [where for path in notebooks for where in notebook_outputs(path)]
+    assert not carrying, f"clear the outputs before committing (nbstripout or Jupyter): {carrying}"
+
+
+def test_notebook_outputs_are_found(tmp_path):
+    run = {"cells": [{"cell_type": "markdown", "source": []},
+                     {"cell_type": "code", "execution_count": None, "outputs": [], "source": []},
+                     {"cell_type": "code", "execution_count": 3, "outputs": [], "source": []},
+                     {"cell_type": "code", "execution_count": None, "source": [],
+                      "outputs": [{"output_type": "stream", "text": ["1"]}]}]}
+    path = tmp_path / "run.ipynb"
+    path.write_text(json.dumps(run), encoding="utf-8")
+    assert notebook_outputs(path) == ["run.ipynb cell 2", "run.ipynb cell 3"]
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_heading_anchors_follow_github():
+    assert heading_anchors("# Results\n## Recognition: settings (tuning)\n#### Actors 13–16: a\n") \
+        == {"results", "recognition-settings-tuning", "actors-1316-a"}
+
+
+def test_links_to_headings_in_readme_and_docs_exist():
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", page.read_text("utf-8")):
+            linked = (page.parent / target).resolve() if target else page
+            if not linked.is_file() or anchor not in heading_anchors(linked.read_text("utf-8")):
+                broken.append(f"{page.relative_to(REPO)}: {target}#{anchor}")
+    assert not broken, f"links to missing headings: {broken}"

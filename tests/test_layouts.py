@@ -191,11 +191,12 @@ def test_manifest_names_map_onto_the_package_and_unknown_ones_are_kept(tmp_path)
 
 # --- training on each layout ------------------------------------------------------------------
 
-TINY_TRAINING = ClassifierTrainConfig(
+TINY_TRAINING = ClassifierTrainConfig.quick(
     epochs=6, batch_size=8, lr=3e-3, progress=False, time_shift=0, freq_masks=0,
     model=ClassifierConfig(channels=16, n_blocks=1, attention_dim=8))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_a_classifier_trains_on_each_layout_and_scores_an_unseen_speaker(layout, corpora,
                                                                           tmp_path):
@@ -214,6 +215,7 @@ def test_a_classifier_trains_on_each_layout_and_scores_an_unseen_speaker(layout,
     assert list(predict(table["path"][0], classifier)) == list(labels)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_refuses_data_with_emotions_it_does_not_know(corpora, tmp_path):
     trained = train_classifier(corpora["esd"], val_actors=[13], train_actors=[11],
                                config=dataclasses.replace(TINY_TRAINING, epochs=1))
@@ -235,6 +237,7 @@ def test_a_checkpoint_refuses_data_with_emotions_it_does_not_know(corpora, tmp_p
                          resume=True, config=dataclasses.replace(TINY_TRAINING, epochs=1))
 
 
+@pytest.mark.slow
 def test_a_manifest_split_chooses_the_speakers(corpora, tmp_path):
     table = load_corpus(corpora["esd"])
     table = table.assign(split=table["actor"].map({11: "train", 12: "train", 13: "val",
@@ -246,6 +249,7 @@ def test_a_manifest_split_chooses_the_speakers(corpora, tmp_path):
     assert (trained.train_actors, trained.val_actors) == ((11, 12), (13,))
 
 
+@pytest.mark.slow
 def test_a_five_emotion_gan_trains_and_translates(corpora, tmp_path):
     config = GANTrainConfig(epochs=1, batch_size=4, pairs_per_epoch=8, crop_frames=16,
                             generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),

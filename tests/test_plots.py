@@ -10,6 +10,7 @@ from conftest import tone
 from emogan_utils import plots
 from emogan_utils.data import EMOTIONS, CorpusError, emotion_clips, load_corpus
 from emogan_utils.features import AudioConfig, Normalizer, extract_features, log_mel, speech_mask
+from emogan_utils.models import DiscriminatorConfig, GeneratorConfig
 
 CFG = AudioConfig(duration=1.5)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -169,3 +170,35 @@ def test_loudness_by_emotion_reports_explained_variance():
     db_ax, mm_ax = fig.axes
     assert "explains 100% " in db_ax.get_title() and "explains 0% " in mm_ax.get_title()
     assert [t.get_text() for t in db_ax.get_xticklabels()] == list(EMOTIONS)
+
+
+def test_gan_stages_follow_the_configs():
+    generator = GeneratorConfig(channels=8, depth=4, n_res_blocks=2)
+    discriminator = DiscriminatorConfig(channels=4, depth=3)
+    stages = plots.gan_stages(generator, discriminator, frames=50)
+    encoder = dict(stages["encoder"])
+    assert list(encoder) == ["log-mel + emotion maps", "stem", "down 1", "down 2", "down 3"]
+    assert encoder["log-mel + emotion maps"] == (1 + len(EMOTIONS), 80, 64)  # padded to 16s
+    assert [encoder[f"down {k}"] for k in (1, 2, 3)] == [(16, 20, 16), (32, 10, 8), (64, 5, 4)]
+    assert dict(stages["bottleneck"]) == {"emotion injection": (64, 5, 4),
+                                          "2 conditional res blocks": (64, 5, 4)}
+    decoder = dict(stages["decoder"])
+    assert [decoder[f"up {k}"] for k in (1, 2, 3)] == [(32, 10, 8), (16, 20, 16), (8, 40, 32)]
+    assert decoder["head"] == (4, 80, 64) and decoder["output"] == (1, 80, 64)
+    disc = dict(stages["discriminator"])
+    assert [disc[f"conv {k}"] for k in (1, 2, 3)] == [(4, 40, 25), (8, 20, 12), (16, 10, 6)]
+    assert disc["real/fake per patch"] == (1, 10, 6)
+    assert disc["emotion per patch"] == (len(EMOTIONS), 10, 6)
+
+
+def test_gan_architecture_figure_shows_every_stage_with_its_shape():
+    stages = plots.gan_stages()
+    fig = plots.plot_gan_architecture()
+    generator, discriminator = fig.axes
+    boxes = {t.get_text() for ax in fig.axes for t in ax.texts if t.get_text()}
+    assert boxes == {f"{name}\n{plots.shape_text(shape)}"
+                     for part in stages.values() for name, shape in part}
+    # arrows: the path through the UNet's 10 stages, 2 skips and the source; the
+    # discriminator's 5 stages and its 2 heads
+    assert [sum(not t.get_text() for t in ax.texts) for ax in (generator, discriminator)] == [
+        9 + 2 + 1, 4 + 2]

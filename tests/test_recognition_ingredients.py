@@ -18,6 +18,7 @@ from emogan_utils.data import load_corpus
 from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
                                    speed_perturb)
 from emogan_utils.evaluate import classifier_judge
+from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.inference import load_classifier, predict
 from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
                                  prosody_tracks, silence_padding)
@@ -107,7 +108,7 @@ def _ensemble_checkpoint(path, members: int, prosody: bool = False):
     model = EnsembleClassifier([EmotionClassifier(config).eval() for _ in range(members)])
     normalizer = Normalizer(np.full(channels, -50.0, np.float32),
                             np.full(channels, 20.0, np.float32))
-    training = ClassifierTrainConfig(norm_mode="global", prosody=prosody, ensemble=members,
+    training = ClassifierTrainConfig.quick(norm_mode="global", prosody=prosody, ensemble=members,
                                      model=config)
     return save_classifier(path, TrainedClassifier(model, normalizer, training, {"epoch": [1]},
                                                    (1,), (2,)))
@@ -137,9 +138,10 @@ def test_single_model_checkpoints_of_the_old_format_still_load(tmp_path):
     assert loaded.inputs(np.zeros((1, AUDIO.n_samples), np.float32)).shape[1] == AUDIO.n_mels
 
 
+@pytest.mark.slow
 def test_training_with_every_ingredient_and_using_the_result(tiny_corpus, tmp_path):
-    config = ClassifierTrainConfig(epochs=1, batch_size=8, progress=False, model=SMALL,
-                                   prosody=True, speeds=(0.9, 1.0, 1.1), ensemble=2)
+    config = ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False, model=SMALL,
+                                         prosody=True, speeds=(0.9, 1.0, 1.1), ensemble=2)
     run = tmp_path / "run.pt"
     trained = train_classifier(tiny_corpus, [2], [1], config, cache_dir=tmp_path / "cache",
                                checkpoint=run)
@@ -178,10 +180,11 @@ def test_gradient_reversal_trains_the_speaker_head_and_reverses_what_reaches_the
         EmotionClassifier(SMALL)(mel, reversal=0.5)
 
 
+@pytest.mark.slow
 def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, tmp_path,
                                                                    monkeypatch):
-    config = ClassifierTrainConfig(epochs=2, batch_size=8, progress=False, model=SMALL,
-                                   speeds=(0.9, 1.0, 1.1), speaker_adversary=0.5)
+    config = ClassifierTrainConfig.quick(epochs=2, batch_size=8, progress=False, model=SMALL,
+                                         speeds=(0.9, 1.0, 1.1), speaker_adversary=0.5)
     fit, seen = classifier_training.fit_classifier, []
 
     def watched(*args, speakers=None, **kwargs):
@@ -206,6 +209,7 @@ def test_training_against_a_speaker_adversary_and_using_the_result(tiny_corpus, 
             dataclasses.replace(config, model=dataclasses.replace(SMALL, n_speakers=3)))
 
 
+@pytest.mark.slow
 def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
         tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMOGAN_WORK", str(tmp_path / "work"))
@@ -222,7 +226,7 @@ def test_cli_trains_an_ensemble_with_prosody_that_evaluate_classifier_uses(
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 8
 
 
-def test_train_classifier_command_trains_the_best_settings_and_quick_stays_small(
+def test_train_classifier_command_trains_the_field_defaults_and_quick_stays_small(
         tmp_path, monkeypatch, capsys):
     seen = []
 
@@ -235,12 +239,37 @@ def test_train_classifier_command_trains_the_best_settings_and_quick_stays_small
         assert cli.main(["train-classifier", "--data", str(tmp_path),
                          "--out", str(tmp_path / "m.pt"), *options]) == 130
     best, quick, unopposed = seen
-    assert best == ClassifierTrainConfig.best()
+    assert best == ClassifierTrainConfig()
     assert best.prosody and best.speeds == (0.9, 1.0, 1.1) and best.ensemble == 2
     assert best.epochs == 30 and best.speaker_adversary == 0.3
+    assert best.model.channels == 64 and best.model.n_blocks == 2
+    assert quick == ClassifierTrainConfig.quick()
     assert not quick.prosody and quick.speeds == (1.0,) and quick.ensemble == 1
-    assert quick.epochs == 12 and quick.speaker_adversary == 0
-    assert unopposed == ClassifierTrainConfig.best(speaker_adversary=0.0)
+    assert quick.epochs == 12 and quick.speaker_adversary == 0 and quick.model == best.model
+    assert unopposed == ClassifierTrainConfig(speaker_adversary=0.0)
     assert cli.main(["train-classifier", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt"),
                      "--speaker-adversary", "-1"]) == 2
     assert "speaker_adversary must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, option, field", [
+    ("train-classifier", "--ensemble", "ensemble"), ("train-classifier", "--epochs", "epochs"),
+    ("train-classifier", "--speaker-adversary", "speaker_adversary"),
+    ("train-gan", "--epochs", "epochs"), ("train-gan", "--cls-weight", "w_cls")])
+def test_training_help_states_the_settings_dataclasses_defaults(command, option, field,
+                                                                 monkeypatch, capsys):
+    preset = ClassifierTrainConfig if command == "train-classifier" else GANTrainConfig
+    changed = {field: type(getattr(preset(), field))(7)}  # a value no help text hard-codes
+    monkeypatch.setattr(preset, "__init__", _with_defaults(preset.__init__, changed))
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    start = help_text.rindex(option + " ")  # its entry, after the usage line
+    assert "(default 7" in help_text[start:help_text.index("--", start + len(option) + 1)]
+
+
+def _with_defaults(init, changed: dict):
+    """``init`` with some keyword defaults replaced."""
+    def patched(self, *args, **kwargs):
+        init(self, *args, **{**changed, **kwargs})
+    return patched

@@ -20,8 +20,8 @@ from emogan_utils.features import AudioConfig, AudioError
 from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 from emogan_utils.plots import plot_mel_comparison, plot_probability_comparison
-from emogan_utils.widgets import (EmotionSwitch, SwitchConfig, emotion_switch, train_quick_models,
-                                  upload_source)
+from emogan_utils.train import train_quick_models
+from emogan_utils.widgets import EmotionSwitch, SwitchConfig, emotion_switch, upload_source
 
 RATE = 16000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,7 +57,8 @@ def corpus(tmp_path_factory) -> Path:
 def checkpoints(tmp_path_factory, corpus) -> Path:
     """Tiny classifier and GAN checkpoints made by the widget's own quick-training path."""
     folder = tmp_path_factory.mktemp("checkpoints")
-    made = train_quick_models(corpus, folder, None, TINY, progress=False)
+    made = train_quick_models(corpus, folder, None, TINY.classifier_training, TINY.gan_training,
+                              progress=False)
     assert sorted(p.name for p in made) == ["classifier.pt", "gan.pt"]
     return folder
 
@@ -79,6 +80,7 @@ def wav(content: bytes) -> tuple[np.ndarray, int]:
     return wave, rate
 
 
+@pytest.mark.slow
 def test_first_choice_shows_players_spectrograms_and_probabilities(switch, corpus):
     assert switch.engine is not None
     original, rate = wav(switch.players["original"].value)
@@ -92,6 +94,7 @@ def test_first_choice_shows_players_spectrograms_and_probabilities(switch, corpu
     assert "angry" in switch.status.value and "computed in" in switch.status.value
 
 
+@pytest.mark.slow
 def test_every_choice_is_computed_once(switch):
     computed = switch.engine.computed
     assert computed == {"analysis": 1, "translation": 1}
@@ -110,6 +113,7 @@ def test_every_choice_is_computed_once(switch):
     assert computed == {"analysis": 2, "translation": 5}
 
 
+@pytest.mark.slow
 def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
     computed = switch.engine.computed
     first = switch.vocoder.value
@@ -130,6 +134,7 @@ def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
         switch.engine.result(switch.source, "sad", 1.0, "wavenet")
 
 
+@pytest.mark.slow
 def test_each_choice_uses_its_own_vocoder_whatever_was_analysed_last(switch):
     engine = switch.engine
     first = switch.source
@@ -142,6 +147,7 @@ def test_each_choice_uses_its_own_vocoder_whatever_was_analysed_last(switch):
     np.testing.assert_array_equal(result.translation, expected)
 
 
+@pytest.mark.slow
 def test_controls_are_disabled_while_computing(switch):
     seen = []
     switch.target.observe(lambda change: seen.append(change["new"]), "disabled")
@@ -150,6 +156,7 @@ def test_controls_are_disabled_while_computing(switch):
     assert not any(control.disabled for control in switch.controls)
 
 
+@pytest.mark.slow
 def test_an_upload_is_translated_and_its_emotion_guessed(switch):
     stereo_22k = np.stack([harmonic(180, 2.0, 22050)] * 2, axis=1)
     buffer = io.BytesIO()
@@ -162,6 +169,7 @@ def test_an_upload_is_translated_and_its_emotion_guessed(switch):
     assert any(f"({emotion})" in switch.status.value for emotion in EMOTIONS)
 
 
+@pytest.mark.slow
 def test_a_corrupt_upload_shows_a_message_and_the_switch_keeps_working(switch):
     before = bytes(switch.players["translation"].value)
     switch.upload.value = upload_value("broken.wav", b"RIFF\x00\x01 not really a wave file")
@@ -185,6 +193,7 @@ def test_uploads_are_cut_to_the_interactive_length():
     assert len(source.wave) == 2 * RATE and source.emotion is None
 
 
+@pytest.mark.slow
 def test_the_engine_works_without_ipywidgets(checkpoints):
     # A fresh interpreter where importing ipywidgets fails: the engine must neither import it
     # (directly or through another module) nor need it to compute and render a choice.
@@ -208,6 +217,7 @@ def test_the_engine_works_without_ipywidgets(checkpoints):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_missing_checkpoints_explain_and_the_button_trains_what_is_missing(
         tmp_path, corpus, checkpoints):
     switch = EmotionSwitch(corpus, tmp_path, TINY)
@@ -222,6 +232,7 @@ def test_missing_checkpoints_explain_and_the_button_trains_what_is_missing(
     assert switch.engine is not None and switch.players["translation"].value
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_reported_in_the_widget(tmp_path, corpus, checkpoints):
     shutil.copy(checkpoints / "classifier.pt", tmp_path / "classifier.pt")
     (tmp_path / "gan.pt").write_bytes(b"not a checkpoint")
@@ -230,6 +241,7 @@ def test_a_corrupt_checkpoint_is_reported_in_the_widget(tmp_path, corpus, checkp
     assert "gan.pt" in status and "not a readable emogan checkpoint" in status
 
 
+@pytest.mark.slow
 def test_a_missing_corpus_recording_is_a_message(switch):
     switch.intensity.options = [("normal", 1), ("strong", 2)]
     switch.emotion.value = "happy"
