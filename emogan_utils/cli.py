@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emogan_utils import __version__
-from emogan_utils.config import DEFAULT_VOCODER, VOCODERS, EmoganError, Paths
+from emogan_utils.config import VOCODERS, EmoganError, Paths
 from emogan_utils.layouts import LAYOUTS
 
 
@@ -458,11 +458,12 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 
 def _vocoder_option(parser: argparse.ArgumentParser) -> None:
-    """``--vocoder``: how a conversion becomes sound."""
-    parser.add_argument("--vocoder", choices=VOCODERS, default=DEFAULT_VOCODER,
-                        help="how the conversion becomes sound: 'world' (WORLD analysis and "
-                             "synthesis of the source, pitch contour converted) or "
-                             f"'griffin-lim' (phases from the mel; default {DEFAULT_VOCODER})")
+    """``--vocoder``: the GAN's path to sound."""
+    parser.add_argument("--vocoder", choices=[v for v in VOCODERS if v != "contours"],
+                        help="with --generator, how the GAN's conversion becomes sound: 'world' "
+                             "(WORLD analysis and synthesis of the source, its envelope and "
+                             "pitch contour converted; the default) or 'griffin-lim' (phases "
+                             "from the converted mel)")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-VOCODERS = ("griffin-lim", "world")
-"""How a conversion becomes sound (:class:`emogan_utils.inference.Translator`)."""
+VOCODERS = ("contours", "world", "griffin-lim")
+"""How a conversion is made and becomes sound (:class:`emogan_utils.inference.Translator`):
+the contour converter's pitch, energy, envelope and timing played by WORLD; the GAN's mel
+change on WORLD's envelope; or the GAN's whole mel through Griffin-Lim."""
 DEFAULT_VOCODER = "world"
 """The vocoder of ``translate``, the CLI and the widget, chosen on validation actors by the
 rule in docs/results.md."""

@@ -123,6 +123,8 @@ def retime(frames: WorldFrames, durations: np.ndarray) -> WorldFrames:
     if durations.shape != (frames.n_frames,) or not np.all(durations > 0):
         raise ValueError(f"need {frames.n_frames} positive durations, got shape "
                          f"{durations.shape}")
+    if np.all(durations == 1.0):
+        return frames
     edges = np.concatenate([[0.0], np.cumsum(durations)])
     n_out = max(2, int(round(edges[-1])))
     centres = (np.arange(n_out) + 0.5) * (edges[-1] / n_out)

@@ -299,7 +299,43 @@ class Conversion:
     wave: np.ndarray
 
 
-class Translator:
+class SpeechModel:
+    """What every translator shares: reading audio at the model's rate, its log-mel, and a
+    WORLD analysis kept for the last few waveforms seen (a widget converting one clip into
+    several emotions analyses it once). Subclasses set ``audio``, ``world``, ``_log_mel`` and
+    ``_analyses``."""
+
+    audio: AudioConfig
+    world: WorldConfig
+    _log_mel: LogMel
+    _analyses: dict[str, WorldFrames]
+
+    def waveform(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
+                 sample_rate: int | None = None) -> np.ndarray:
+        """Mono float32 at the model's rate, untrimmed and at full length."""
+        if isinstance(audio, (str, os.PathLike)):
+            return load_audio(audio, self.audio, trim=False, fixed_length=False)
+        untrimmed = dataclasses.replace(self.audio, trim_db=None)
+        rate = self.audio.sample_rate if sample_rate is None else sample_rate
+        return prepare_waveform(audio, rate, untrimmed, fixed_length=False)
+
+    def mel(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
+            sample_rate: int | None = None) -> np.ndarray:
+        """Log-mel in dB ``(n_mels, frames)`` of a file or waveform."""
+        with torch.no_grad():
+            return self._log_mel(torch.from_numpy(self.waveform(audio, sample_rate))).numpy()
+
+    def analysis(self, wave: np.ndarray) -> WorldFrames:
+        """WORLD analysis of a model-rate waveform (cached for the last four)."""
+        key = hashlib.sha1(np.ascontiguousarray(wave, np.float32).tobytes()).hexdigest()
+        if key not in self._analyses:
+            if len(self._analyses) >= 4:
+                self._analyses.pop(next(iter(self._analyses)))
+            self._analyses[key] = analyze(wave, self.audio.sample_rate, self.world)
+        return self._analyses[key]
+
+
+class Translator(SpeechModel):
     """A trained conditional-GAN generator, loaded once, with each translation step exposed.
 
     ``mel`` (audio -> dB log-mel), ``translate_mel`` (dB -> dB in another emotion) and
@@ -307,8 +343,10 @@ class Translator:
     be called separately; :meth:`convert` runs them in turn and returns every stage, and calling
     the object returns the waveform alone.
 
-    Two vocoders:
+    Three paths (``vocoder``):
 
+    - ``"contours"``: the contour converter given as ``converter``
+      (:class:`ContourTranslator`), which does not use the generator;
     - ``"world"``: WORLD analysis of the source; its spectral envelope takes the generator's
       mel change (smoothed across frequency), its F0 contour takes the target's log-F0 mean and
       spread (:func:`~emogan_utils.prosody.convert_f0`), its frames the target's tempo; the
@@ -319,15 +357,19 @@ class Translator:
 
     def __init__(self, checkpoint: str | os.PathLike, audio: AudioConfig | None = None,
                  device: str | None = None, n_iter: int = 64, prosody: bool = True,
-                 min_pitch_shift: float = 1.0, vocoder: str = DEFAULT_VOCODER,
-                 world: WorldConfig = WorldConfig(), envelope: EnvelopeEdit = EnvelopeEdit()):
+                 min_pitch_shift: float = 1.0, vocoder: str | None = None,
+                 world: WorldConfig = WorldConfig(), envelope: EnvelopeEdit = EnvelopeEdit(),
+                 converter: str | os.PathLike | ContourTranslator | None = None):
         """Load ``checkpoint``; if ``audio`` is given, refuse one made with other parameters.
 
         ``prosody=False`` leaves out the pitch, pitch-range and tempo change measured at
         training time (:mod:`emogan_utils.prosody`), as do checkpoints made before it existed.
         On the Griffin-Lim path, pitch shifts smaller than ``min_pitch_shift`` semitones are
         skipped (the phase vocoder costs more than a small correction gains: docs/results.md).
-        ``world`` and ``envelope`` set the WORLD path's analysis and how the generator's change
+        ``converter`` (a checkpoint from ``train-converter``, or a loaded
+        :class:`ContourTranslator`) makes the ``"contours"`` path available; ``vocoder`` is the
+        default path (None: :data:`~emogan_utils.config.DEFAULT_VOCODER` where available, else
+        ``"world"``). ``world`` and ``envelope`` set the WORLD path's analysis and how the generator's change
         becomes a change of the envelope (:class:`~emogan_utils.world.EnvelopeEdit`).
         """
         payload = load_checkpoint(checkpoint, kind="gan", audio=audio)
@@ -342,7 +384,14 @@ class Translator:
         self.prosody = EmotionProsody.from_state(saved) if prosody and saved else None
         self.n_iter = n_iter
         self.min_pitch_shift = min_pitch_shift
-        self.vocoder = vocoder
+        self.converter = (converter if isinstance(converter, ContourTranslator) or converter is None
+                          else ContourTranslator(converter, device))
+        if self.converter is not None and self.converter.labels != self.labels:
+            raise CheckpointError(f"{self.converter.path} converts between "
+                                  f"{', '.join(self.converter.labels)}, but {checkpoint} between "
+                                  f"{', '.join(self.labels)}; use models of one corpus")
+        self.vocoder = vocoder or (DEFAULT_VOCODER if DEFAULT_VOCODER in self.vocoders
+                                   else "world")
         self.world = world
         self.envelope = envelope
         self.device = pick_device(device)
@@ -359,33 +408,30 @@ class Translator:
         self._analyses: dict[str, WorldFrames] = {}
 
     @property
+    def vocoders(self) -> tuple[str, ...]:
+        """The paths this translator can take: ``"contours"`` only with a converter."""
+        return tuple(v for v in VOCODERS if v != "contours" or self.converter is not None)
+
+    @property
     def vocoder(self) -> str:
-        """The default vocoder, ``"world"`` or ``"griffin-lim"``; each call that makes sound can
-        name another."""
+        """The default path, one of :attr:`vocoders`; each call that makes sound can name
+        another."""
         return self._vocoder
 
     @vocoder.setter
     def vocoder(self, name: str) -> None:
-        self._vocoder = checked_vocoder(name)
+        self._vocoder = self.check_vocoder(name)
+
+    def check_vocoder(self, name: str) -> str:
+        """``name`` if this translator can take that path, else ValueError."""
+        if checked_vocoder(name) not in self.vocoders:
+            raise ValueError(f"vocoder {name!r} needs a contour converter (train-converter; "
+                             "Translator(..., converter=...))")
+        return name
 
     def _vocoder_or_default(self, name: str | None) -> str:
         """``name`` checked, or the default vocoder when it is None."""
-        return self._vocoder if name is None else checked_vocoder(name)
-
-    def waveform(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
-                 sample_rate: int | None = None) -> np.ndarray:
-        """Mono float32 at the model's rate, untrimmed and at full length."""
-        if isinstance(audio, (str, os.PathLike)):
-            return load_audio(audio, self.audio, trim=False, fixed_length=False)
-        untrimmed = dataclasses.replace(self.audio, trim_db=None)
-        rate = self.audio.sample_rate if sample_rate is None else sample_rate
-        return prepare_waveform(audio, rate, untrimmed, fixed_length=False)
-
-    def mel(self, audio: str | os.PathLike | np.ndarray | torch.Tensor,
-            sample_rate: int | None = None) -> np.ndarray:
-        """Log-mel in dB ``(n_mels, frames)`` of a file or waveform."""
-        with torch.no_grad():
-            return self._log_mel(torch.from_numpy(self.waveform(audio, sample_rate))).numpy()
+        return self._vocoder if name is None else self.check_vocoder(name)
 
     def code(self, target: str, strength: float = 1.0, source: str = "neutral") -> torch.Tensor:
         """Conditioning ``(1, n_emotions)``: the source one-hot blended towards the target's."""
@@ -417,21 +463,14 @@ class Translator:
         wave = griffin_lim(mel_db, self.audio, n_iter=self.n_iter, length=length)
         return wave.cpu().numpy().astype(np.float32)
 
-    def analysis(self, wave: np.ndarray) -> WorldFrames:
-        """WORLD analysis of a model-rate waveform, kept for the last few waveforms seen (a
-        widget converting one clip into several emotions analyses it once)."""
-        key = hashlib.sha1(np.ascontiguousarray(wave, np.float32).tobytes()).hexdigest()
-        if key not in self._analyses:
-            if len(self._analyses) >= 4:
-                self._analyses.pop(next(iter(self._analyses)))
-            self._analyses[key] = analyze(wave, self.audio.sample_rate, self.world)
-        return self._analyses[key]
-
     def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None,
                      vocoder: str | None = None) -> np.ndarray:
         """The source through ``vocoder`` (default: :attr:`vocoder`) with no conversion: what the
         vocoder alone does to the sound."""
-        if self._vocoder_or_default(vocoder) == "world":
+        vocoder = self._vocoder_or_default(vocoder)
+        if vocoder == "contours":
+            return self.converter.resynthesize(wave)
+        if vocoder == "world":
             return synthesize(self.analysis(wave), len(wave))
         return self.to_audio(self.mel(wave) if mel_db is None else mel_db, len(wave))
 
@@ -448,8 +487,11 @@ class Translator:
         ``converted_mel``, with ``target``'s prosody (times ``strength``), through ``vocoder``
         (default: :attr:`vocoder`). It lasts ``len(source_wave)`` samples over the target's
         tempo ratio."""
+        vocoder = self._vocoder_or_default(vocoder)
+        if vocoder == "contours":
+            return self.converter.speech(source_wave, target, strength, source)
         shift = self.shift(target, strength, source)
-        if self._vocoder_or_default(vocoder) == "world":
+        if vocoder == "world":
             source_mel = self.mel(source_wave) if source_mel is None else source_mel
             return self._world_speech(converted_mel - source_mel, source_wave, shift)
         return self._griffin_lim_speech(converted_mel, source_wave, shift)
@@ -489,6 +531,8 @@ class Translator:
         """Every stage of translating a model-rate waveform (from :meth:`waveform`) into
         ``target`` through ``vocoder`` (default: :attr:`vocoder`); ``mel`` is its log-mel if
         already computed."""
+        if self._vocoder_or_default(vocoder) == "contours":
+            return self.converter.convert(wave, target, strength, source, mel)
         mel = self.mel(wave) if mel is None else mel
         converted = self.translate_mel(mel, target, strength, source)
         return Conversion(wave, mel, converted,
@@ -502,7 +546,7 @@ class Translator:
         return self.convert(self.waveform(audio, sample_rate), target, strength, source).wave
 
 
-class ContourTranslator:
+class ContourTranslator(SpeechModel):
     """A trained contour converter (:class:`~emogan_utils.models.ContourConverter`), loaded
     once: WORLD analysis of the source, the converter's change of its log-F0, energy and
     envelope shape taken ``strength`` of the way, each frame's new duration, WORLD synthesis.
@@ -538,10 +582,6 @@ class ContourTranslator:
         self.model.to(self.device).eval()
         self._log_mel = LogMel(self.audio)
         self._analyses: dict[str, WorldFrames] = {}
-
-    waveform = Translator.waveform
-    mel = Translator.mel
-    analysis = Translator.analysis
 
     def resynthesize(self, wave: np.ndarray, mel_db: np.ndarray | None = None,
                      vocoder: str | None = None) -> np.ndarray:
@@ -593,14 +633,19 @@ class ContourTranslator:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_translator(path: str, modified_ns: int, vocoder: str) -> Translator:
-    """One :class:`Translator` per checkpoint file version and vocoder (reloaded when the file
-    changes)."""
+def _cached_translator(path: str, modified_ns: int,
+                       vocoder: str | None) -> Translator | ContourTranslator:
+    """One translator per checkpoint file version and vocoder (reloaded when the file
+    changes): a :class:`ContourTranslator` for a converter, else a :class:`Translator`."""
+    if load_checkpoint(path)["kind"] == "converter":
+        return ContourTranslator(path)
     return Translator(path, vocoder=vocoder)
 
 
-def load_translator(checkpoint: str | os.PathLike, vocoder: str = DEFAULT_VOCODER) -> Translator:
-    """A cached :class:`Translator` for ``checkpoint``."""
+def load_translator(checkpoint: str | os.PathLike,
+                    vocoder: str | None = None) -> Translator | ContourTranslator:
+    """A cached translator for ``checkpoint``: a contour converter (``train-converter``) or a
+    GAN (``train-gan``) with ``vocoder`` as its default path."""
     path = Path(checkpoint).resolve()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -610,16 +655,16 @@ def load_translator(checkpoint: str | os.PathLike, vocoder: str = DEFAULT_VOCODE
 def translate(waveform_or_path: str | os.PathLike | np.ndarray | torch.Tensor,
               target_emotion: str, checkpoint: str | os.PathLike, strength: float = 1.0,
               source_emotion: str = "neutral", sample_rate: int | None = None,
-              vocoder: str = DEFAULT_VOCODER) -> np.ndarray:
-    """Speech converted to ``target_emotion`` by the GAN in ``checkpoint``.
+              vocoder: str | None = None) -> np.ndarray:
+    """Speech converted to ``target_emotion`` by the model in ``checkpoint``: a contour
+    converter, or a GAN through ``vocoder`` (one of :data:`~emogan_utils.config.VOCODERS`).
 
-    Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``, as long as the
-    input over the target's tempo ratio (0.73-1.0 for RAVDESS: emotional speech is slower).
-    ``strength`` in [0, 1] blends the conditioning and the prosody change from
-    ``source_emotion`` (0) to ``target_emotion`` (1); ``sample_rate`` is the rate of an
-    in-memory waveform (default: the model's); ``vocoder`` one of
-    :data:`~emogan_utils.config.VOCODERS`.
+    Returns a float32 waveform at the checkpoint's ``AudioConfig.sample_rate``; its length
+    follows the target emotion's timing (emotional speech is mostly slower). ``strength`` in
+    [0, 1] takes the change from ``source_emotion`` (0) to ``target_emotion`` (1) part of the
+    way; ``sample_rate`` is the rate of an in-memory waveform (default: the model's).
     """
-    checked_vocoder(vocoder)  # the emotions are checked against the checkpoint's
+    if vocoder is not None:
+        checked_vocoder(vocoder)  # the emotions are checked against the checkpoint's
     return load_translator(checkpoint, vocoder)(waveform_or_path, target_emotion, strength,
                                                 source_emotion, sample_rate)

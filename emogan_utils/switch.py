@@ -26,16 +26,18 @@ from matplotlib.figure import Figure
 from emogan_utils import plots
 from emogan_utils.classifier_training import ClassifierTrainConfig
 from emogan_utils.config import DEFAULT_VOCODER
+from emogan_utils.converter_training import ConverterTrainConfig
 from emogan_utils.data import INTENSITIES, STATEMENTS
 from emogan_utils.features import AudioConfig, AudioError, read_audio
 from emogan_utils.gan_training import GANTrainConfig
-from emogan_utils.inference import (Classifier, Translator, checked_vocoder, load_classifier,
+from emogan_utils.inference import (Classifier, Translator, load_classifier,
                                     predict)
 from emogan_utils.threads import torch_threads
-from emogan_utils.train import CLASSIFIER_FILE, GAN_FILE
+from emogan_utils.train import CLASSIFIER_FILE, CONVERTER_FILE, GAN_FILE
 
 HOW_TO_TRAIN = {CLASSIFIER_FILE: ("notebook 03", "train-classifier"),
-                GAN_FILE: ("notebook 04", "train-gan")}
+                GAN_FILE: ("notebook 04", "train-gan"),
+                CONVERTER_FILE: ("notebook 05", "train-converter")}
 """For each checkpoint: the notebook and the CLI command that make it."""
 PLAYERS = {"original": "original", "reconstruction": "the vocoder alone (no model)",
            "translation": "translation"}
@@ -46,8 +48,8 @@ PLAYERS = {"original": "original", "reconstruction": "the vocoder alone (no mode
 class SwitchConfig:
     """Knobs of the emotion switch; the defaults keep one choice of a 4-s clip near 2 s on a CPU."""
 
-    vocoder: str = DEFAULT_VOCODER
-    """The vocoder first selected (the widget has a toggle)."""
+    vocoder: str | None = None
+    """The path first selected (the widget has a toggle); None: the translator's default."""
     griffin_lim_iters: int = 32
     """Interactive inversion; offline translation uses 64."""
     torch_threads: int | None = 1
@@ -62,6 +64,7 @@ class SwitchConfig:
     figure_dpi: int = 72
     classifier_training: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig.quick)
     gan_training: GANTrainConfig = field(default_factory=GANTrainConfig.quick)
+    converter_training: ConverterTrainConfig = field(default_factory=ConverterTrainConfig.quick)
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ class SwitchEngine:
         """Everything the widget shows for one choice (cached by source, target, strength and
         vocoder; default: the translator's)."""
         strength = round(float(strength), 3)
-        vocoder = checked_vocoder(vocoder or self.translator.vocoder)
+        vocoder = self.translator.check_vocoder(vocoder or self.translator.vocoder)
         return self._results.get((source.key, target, strength, vocoder),
                                  lambda: self._compute(source, target, strength, vocoder))
 
@@ -246,9 +249,12 @@ class SwitchEngine:
 # --- models ----------------------------------------------------------------------------------
 
 def load_engine(checkpoints: Path, config: SwitchConfig = SwitchConfig()) -> SwitchEngine:
-    """A :class:`SwitchEngine` from ``checkpoints``/classifier.pt and gan.pt."""
+    """A :class:`SwitchEngine` from ``checkpoints``/classifier.pt, gan.pt and (where it
+    exists) converter.pt."""
     classifier = load_classifier(checkpoints / CLASSIFIER_FILE)
+    converter = checkpoints / CONVERTER_FILE
     translator = Translator(checkpoints / GAN_FILE, audio=classifier.audio,
-                            n_iter=config.griffin_lim_iters, vocoder=config.vocoder)
+                            n_iter=config.griffin_lim_iters, vocoder=config.vocoder,
+                            converter=converter if converter.is_file() else None)
     return SwitchEngine(translator, classifier, config)
 

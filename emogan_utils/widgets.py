@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ipywidgets as widgets
 
 from emogan_utils.checkpoint import CheckpointError
-from emogan_utils.config import EmoganError, Paths
+from emogan_utils.config import VOCODERS, EmoganError, Paths
 from emogan_utils.data import EMOTIONS, INTENSITIES, load_corpus, recording
 from emogan_utils.features import AudioError
 from emogan_utils.switch import (HOW_TO_TRAIN, PLAYERS, Analysis, Source, SwitchConfig,
@@ -29,6 +29,15 @@ __all__ = ["HOW_TO_TRAIN", "PLAYERS", "Analysis", "EmotionSwitch", "Source", "Sw
 
 
 # --- the widget ------------------------------------------------------------------------------
+
+VOCODER_LABELS = {
+    "contours": ("contours", "the contour converter: pitch, energy, envelope and timing "
+                             "converted, played by WORLD"),
+    "world": ("GAN + WORLD", "the GAN's mel change on the source's WORLD envelope, pitch "
+                             "converted"),
+    "griffin-lim": ("GAN + Griffin-Lim", "the GAN's whole mel, phases estimated by Griffin-Lim")}
+"""Each path's button label and tooltip."""
+
 
 def missing_models_message(missing: list[Path]) -> str:
     """What to run to make the missing checkpoints."""
@@ -94,11 +103,8 @@ class EmotionSwitch:
                                             description="target emotion",
                                             style={**style, "button_width": "84px"})
         self.target.add_class("emogan-target")
-        self.vocoder = widgets.ToggleButtons(
-            options=[("WORLD", "world"), ("Griffin-Lim", "griffin-lim")],
-            value=self.config.vocoder, description="vocoder", style=style,
-            tooltips=["WORLD: the source's own excitation, pitch contour converted",
-                      "Griffin-Lim: phases estimated from the converted mel"])
+        self.vocoder = widgets.ToggleButtons(description="path", style=style)
+        self._offer_paths(VOCODERS, VOCODERS[0])
         self.vocoder.add_class("emogan-vocoder")
         self.strength = widgets.FloatSlider(value=1.0, min=0.0, max=1.0,
                                             step=self.config.strength_step,
@@ -160,12 +166,15 @@ class EmotionSwitch:
             self.widget.children = [self.status, self.train_panel]
             return False
         try:
-            self.engine = load_engine(self.checkpoints, self.config)
+            engine = load_engine(self.checkpoints, self.config)
         except CheckpointError as err:
             self.status.value = _message(f"{html.escape(str(err))}. Delete it and train again "
                                          f"(notebooks 03 and 04).", error=True)
             self.widget.children = [self.status]
             return False
+        # set while no engine is loaded, so that the change computes nothing
+        self._offer_paths(engine.translator.vocoders, engine.translator.vocoder)
+        self.engine = engine
         labels = list(self.engine.translator.labels)  # the GAN's emotions, not always RAVDESS's
         if list(self.target.options) != labels:
             self.target.options = labels
@@ -174,13 +183,20 @@ class EmotionSwitch:
         self.refresh()
         return True
 
+    def _offer_paths(self, paths: Sequence[str], value: str) -> None:
+        """The path toggle's buttons: ``paths``, ``value`` selected."""
+        self.vocoder.options = [(VOCODER_LABELS[v][0], v) for v in paths]
+        self.vocoder.tooltips = [VOCODER_LABELS[v][1] for v in paths]
+        self.vocoder.value = value
+
     def _on_train(self, _button: widgets.Button) -> None:
         self.train_button.disabled = True
         self.status.value = _message("Training quick models … (progress below)")
         try:
             with self.train_log:
                 train_quick_models(self.corpus, self.checkpoints, self.cache_dir,
-                                   self.config.classifier_training, self.config.gan_training)
+                                   self.config.classifier_training, self.config.gan_training,
+                                   self.config.converter_training)
         except Exception as err:  # shown in the widget: a callback's traceback would be hidden
             self.status.value = _message(f"Training failed: {html.escape(str(err))}",
                                          error=True)

@@ -11,6 +11,7 @@ import soundfile as sf
 from emogan_utils import train
 from emogan_utils.checkpoint import run_data
 from emogan_utils.classifier_training import ClassifierTrainConfig
+from emogan_utils.converter_training import ConverterTrainConfig
 from emogan_utils.data import load_corpus, ravdess_name
 from emogan_utils.gan_training import GANTrainConfig
 
@@ -29,7 +30,7 @@ def _corpus(root: Path, actors: range) -> Path:
 
 
 def _record_trainings(monkeypatch) -> list[tuple[str, dict]]:
-    """Replace both trainings with ones that write an empty checkpoint and note their
+    """Replace the three trainings with ones that write an empty checkpoint and note their
     arguments."""
     calls: list[tuple[str, dict]] = []
 
@@ -41,9 +42,15 @@ def _record_trainings(monkeypatch) -> list[tuple[str, dict]]:
         calls.append(("gan", {"val": val_actors, "config": config, "progress": progress}))
         Path(checkpoint).write_bytes(b"")
 
+    def converter(data, config=None, val_actors=(), progress=True, **kwargs):
+        calls.append(("converter", {"val": val_actors, "config": config, "progress": progress}))
+        return "trained"
+
     monkeypatch.setattr(train, "train_classifier", classifier)
     monkeypatch.setattr(train, "save_classifier", lambda path, _: Path(path).write_bytes(b""))
     monkeypatch.setattr(train, "train_gan", gan)
+    monkeypatch.setattr(train, "train_converter", converter)
+    monkeypatch.setattr(train, "save_converter", lambda path, _: Path(path).write_bytes(b""))
     return calls
 
 
@@ -53,14 +60,15 @@ def test_quick_models_are_trained_only_where_missing_and_never_on_held_out_actor
     checkpoints.mkdir()
     calls = _record_trainings(monkeypatch)
     made = train.train_quick_models(corpus, checkpoints, held_out=[5, 6], progress=False)
-    assert [p.name for p in made] == ["classifier.pt", "gan.pt"]
+    assert [p.name for p in made] == ["classifier.pt", "gan.pt", "converter.pt"]
     assert train.missing_models(checkpoints) == []
-    (_, judge), (_, gan) = calls
+    (_, judge), (_, gan), (_, converter) = calls
     assert judge["val"] == [3, 4] and judge["train"] == [1, 2]
     assert judge["config"] == ClassifierTrainConfig.quick(progress=False)
     assert gan == {"val": [5, 6], "config": GANTrainConfig.quick(), "progress": False}
+    assert converter == {"val": [5, 6], "config": ConverterTrainConfig.quick(), "progress": False}
     assert train.train_quick_models(corpus, checkpoints) == []  # nothing missing: nothing trained
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_quick_models_without_held_out_actors_leave_the_split_to_the_training(tmp_path,
@@ -68,6 +76,7 @@ def test_quick_models_without_held_out_actors_leave_the_split_to_the_training(tm
     corpus, checkpoints = _corpus(tmp_path / "corpus", range(1, 4)), tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "gan.pt").write_bytes(b"")
+    (checkpoints / "converter.pt").write_bytes(b"")
     calls = _record_trainings(monkeypatch)
     settings = ClassifierTrainConfig.quick(epochs=3)
     made = train.train_quick_models(corpus, checkpoints, classifier=settings)

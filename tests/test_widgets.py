@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from emogan_utils.classifier_training import ClassifierTrainConfig
-from emogan_utils.config import VOCODERS
-from emogan_utils.data import EMOTIONS, load_corpus, ravdess_name
+from emogan_utils.converter_training import ConverterTrainConfig
+from emogan_utils.data import EMOTIONS, ravdess_name
 from emogan_utils.features import AudioConfig, AudioError
 from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
@@ -31,7 +31,8 @@ TINY = SwitchConfig(
     gan_training=GANTrainConfig.quick(
         epochs=1, pairs_per_epoch=8, batch_size=4, crop_frames=16,
         generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
-        discriminator=DiscriminatorConfig(channels=4, depth=2)))
+        discriminator=DiscriminatorConfig(channels=4, depth=2)),
+    converter_training=ConverterTrainConfig.quick(epochs=1, batch_size=4))
 
 
 def harmonic(f0: float, seconds: float, rate: int = RATE) -> np.ndarray:
@@ -55,11 +56,12 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, corpus) -> Path:
-    """Tiny classifier and GAN checkpoints made by the widget's own quick-training path."""
+    """Tiny classifier, GAN and converter checkpoints made by the widget's own quick-training
+    path."""
     folder = tmp_path_factory.mktemp("checkpoints")
     made = train_quick_models(corpus, folder, None, TINY.classifier_training, TINY.gan_training,
-                              progress=False)
-    assert sorted(p.name for p in made) == ["classifier.pt", "gan.pt"]
+                              TINY.converter_training, progress=False)
+    assert sorted(p.name for p in made) == ["classifier.pt", "converter.pt", "gan.pt"]
     return folder
 
 
@@ -117,7 +119,7 @@ def test_every_choice_is_computed_once(switch):
 def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
     computed = switch.engine.computed
     first = switch.vocoder.value
-    other = next(v for v in VOCODERS if v != first)
+    other = next(v for v in switch.engine.translator.vocoders if v != first)
     before = {name: bytes(switch.players[name].value) for name in ("reconstruction", "translation")}
     switch.vocoder.value = other
     assert computed == {"analysis": 2, "translation": 2}
