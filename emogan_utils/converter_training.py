@@ -74,7 +74,7 @@ class ConverterTrainConfig:
     @classmethod
     def quick(cls, **overrides) -> "ConverterTrainConfig":
         """A short run for notebooks and tests."""
-        return cls(**{"epochs": 8, **overrides})
+        return cls(**{"epochs": 5, **overrides})
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}

@@ -307,6 +307,25 @@ def plot_probability_comparison(probs: Mapping[str, Mapping[str, float]],
     return fig
 
 
+def plot_cue_map(summary: pd.DataFrame, figsize: tuple[float, float] = (9, 4.2)) -> Figure:
+    """How often each judge (columns of ``summary``) hears the target emotion in each variant
+    (rows, :func:`emogan_utils.cues.cue_map`): one group of horizontal bars per variant."""
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    judges = list(summary.columns)
+    height = 0.8 / max(1, len(judges))
+    rows = np.arange(len(summary))
+    for k, judge in enumerate(judges):
+        ax.barh(rows + (k - (len(judges) - 1) / 2) * height, 100 * summary[judge].to_numpy(),
+                height, label=judge)
+    ax.set_yticks(rows, summary.index)
+    ax.invert_yaxis()
+    ax.set_xlabel("heard as the target emotion (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(title="judge", loc="lower right")
+    ax.set_title("Where the emotion lives: one component of the real target at a time")
+    return fig
+
+
 # --- conditional GAN ---------------------------------------------------------------------
 
 def plot_gan_history(history: Mapping[str, Sequence[float]]) -> Figure:
