@@ -279,7 +279,8 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | 
                      audio: AudioConfig = AudioConfig(),
                      cache_dir: str | os.PathLike | None = None,
                      checkpoint: str | os.PathLike | None = None,
-                     resume: bool = False) -> TrainedClassifier:
+                     resume: bool = False,
+                     allow_new_emotions: bool = False) -> TrainedClassifier:
     """Train on a corpus folder or manifest, speaker-independently: validation actors are never
     trained on. The model has one output per emotion of the corpus.
 
@@ -288,9 +289,10 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | 
     else every other actor but its ``test`` ones. ``checkpoint`` and ``resume`` are
     :func:`fit_classifier`'s: the run state after every epoch, and continuing from it with the
     same actors, recordings and label set. Speakers are actor numbers or names
-    (:func:`~emogan_utils.data.select_actors`).
+    (:func:`~emogan_utils.data.select_actors`). A manifest's emotions outside the known ones
+    are refused unless ``allow_new_emotions`` (:func:`~emogan_utils.data.read_manifest`).
     """
-    table = load_corpus(data)
+    table = load_corpus(data, allow_new_emotions=allow_new_emotions)
     labels = training_labels(table, data)
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())

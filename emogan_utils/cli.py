@@ -181,7 +181,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from emogan_utils.features import AudioConfig, corpus_features, extract_features
 
     data = _data_dir(args.data)
-    table = load_corpus(data)
+    table = load_corpus(data, allow_new_emotions=args.allow_new_emotions)
     start = time.perf_counter()
     if args.strict:
         feats, kept = extract_features(list(table["path"]), AudioConfig(),
@@ -255,7 +255,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     history = train_gan(_data_dir(args.data), args.out, config,
                         train_actors=_speakers(args.actors) if args.actors else None,
                         val_actors=_speakers(args.val_actors) if args.val_actors else (),
-                        cache_dir=_cache(), resume=args.resume)
+                        cache_dir=_cache(), resume=args.resume,
+                        allow_new_emotions=args.allow_new_emotions)
     if not distributed.is_main():  # under torchrun rank 0 wrote the checkpoint and reports
         distributed.stop()
         return 0
@@ -323,7 +324,7 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     from emogan_utils.inference import load_classifier
 
     data = _data_dir(args.data)
-    corpus = load_corpus(data)
+    corpus = load_corpus(data, allow_new_emotions=args.allow_new_emotions)
     translator = _translator(args)
     classifiers = [load_classifier(c) for c in args.classifier]
     seen = {str(translator.path): set(seen_actors(translator.extra, corpus)),
@@ -391,7 +392,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                val_actors=_speakers(args.val_actors) if args.val_actors else None,
                                train_actors=_speakers(args.actors) if args.actors else None,
                                config=config, cache_dir=_cache(),
-                               checkpoint=run_state, resume=args.resume)
+                               checkpoint=run_state, resume=args.resume,
+                               allow_new_emotions=args.allow_new_emotions)
     if not distributed.is_main():  # under torchrun rank 0 writes the model and reports
         distributed.stop()
         return 0
@@ -445,7 +447,7 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
     classifier = load_classifier(args.checkpoint)
     data = _data_dir(args.data)
-    table = load_corpus(data)
+    table = load_corpus(data, allow_new_emotions=args.allow_new_emotions)
     actors, seen_scored = _actors_to_score(
         table, args.actors, {str(args.checkpoint): set(classifier.seen_actors(table))}, data)
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
@@ -455,6 +457,17 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     report.update(checkpoint=str(args.checkpoint), seen_in_training=seen_scored)
     _print_json(report)
     return 0
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--allow-new-emotions``: the corpus, and whether a manifest may name
+    emotions the package does not know."""
+    parser.add_argument("--data", help="corpus folder or manifest CSV (default: configured "
+                                       "corpus)")
+    parser.add_argument("--allow-new-emotions", action="store_true",
+                        help="let a manifest name emotions outside the known ones (the "
+                             "package's and other corpora's names), each its own class "
+                             "(default: refuse them, naming the closest known one)")
 
 
 def _vocoder_option(parser: argparse.ArgumentParser) -> None:
@@ -499,14 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("features", help="extract (and cache) log-mels of a whole corpus")
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train-gan", help="train the conditional GAN for emotion translation",
                        formatter_class=_SettingsHelp)
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--out", required=True, help="checkpoint to write (updated every epoch)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a laptop CPU")
     p.add_argument("--epochs", type=int,
@@ -562,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--egemaps-actors",
                    help="actors of --data the eGeMAPS judge trains on (default: every actor "
                         "not evaluated)")
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--actors", help="speakers to score, numbers or names, e.g. 21-24 (default: "
                                     "all that neither the model nor a judge trained or "
                                     "validated on)")
@@ -574,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-classifier", help="train the speech emotion classifier",
                        formatter_class=_SettingsHelp)
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true",
                    help="one small model on log-mels alone, a minute or two on a CPU")
@@ -626,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-classifier",
                        help="accuracy, UAR and confusion matrix on held-out actors")
     p.add_argument("--checkpoint", required=True, help="classifier checkpoint")
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--actors", help="speakers to score, e.g. 21-24 or OAF (default: all the "
                                     "checkpoint neither trained nor validated on)")
     p.set_defaults(func=_cmd_evaluate_classifier)

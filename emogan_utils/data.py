@@ -8,6 +8,7 @@ angry, strong, "Kids are talking by the door", first repetition, actor 12 (femal
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import numbers
 import os
@@ -22,7 +23,8 @@ import pandas as pd
 
 from emogan_utils import storage
 from emogan_utils.config import EmoganError
-from emogan_utils.layouts import EXAMPLES, LABELS, LAYOUTS, PARSERS, Recording
+from emogan_utils.layouts import (CREMA_EMOTIONS, ESD_EMOTIONS, EXAMPLES, LABELS, LAYOUTS,
+                                  PARSERS, TESS_EMOTIONS, Recording)
 
 EMOTIONS: tuple[str, ...] = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
@@ -130,6 +132,16 @@ EMOTION_ALIASES = {"anger": "angry", "fear": "fearful", "surprise": "surprised",
                    "ps": "surprised"}
 """Other corpora's names of the package's emotions."""
 
+KNOWN_EMOTIONS: dict[str, str] = {
+    **{e: e for e in EMOTIONS}, **EMOTION_ALIASES,
+    **{name.lower(): e for names in (CREMA_EMOTIONS, TESS_EMOTIONS, ESD_EMOTIONS)
+       for name, e in names.items()},
+}
+"""Every lower-case emotion name a manifest may use, mapped to the package's name: the
+package's own, :data:`EMOTION_ALIASES` and the names of the CREMA-D, TESS and ESD layouts
+('ang', 'ps', 'surprise'). SAVEE's one- and two-letter codes are left out: one letter off
+would be another emotion."""
+
 
 def emotion_name(name: str, labels: Sequence[str] = EMOTIONS) -> str:
     """The package's name of an emotion ('Anger' -> 'angry'), which must be in ``labels``;
@@ -164,8 +176,9 @@ SPLITS = ("train", "val", "test")
 
 def load_corpus(root: str | Path, speech_only: bool = True,
                 skipped: list[tuple[Path, str]] | None = None,
-                layout: str | None = None) -> pd.DataFrame:
-    """Every recording of a corpus: a manifest CSV (:func:`read_manifest`) or a folder.
+                layout: str | None = None, allow_new_emotions: bool = False) -> pd.DataFrame:
+    """Every recording of a corpus: a manifest CSV (:func:`read_manifest`, which refuses
+    emotions outside :data:`KNOWN_EMOTIONS` unless ``allow_new_emotions``) or a folder.
 
     A folder is read in ``layout`` (one of :data:`LAYOUTS`), by default the one most of its
     file names fit (RAVDESS: ``Actor_XX/`` folders or flat). Returns one row per file (columns
@@ -177,7 +190,7 @@ def load_corpus(root: str | Path, speech_only: bool = True,
     """
     root = Path(root).expanduser()
     if root.suffix.lower() == ".csv" and not root.is_dir():
-        return read_manifest(root)
+        return read_manifest(root, allow_new_emotions)
     if not root.is_dir():
         raise CorpusError(_missing_corpus_message(root, "does not exist"))
     files = sorted(_audio_files(root))
@@ -374,15 +387,51 @@ def training_labels(table: pd.DataFrame, data: str | os.PathLike) -> tuple[str, 
     return corpus_labels(table)
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
+def closest_emotion(name: str) -> str | None:
+    """The package's name of the known emotion name (:data:`KNOWN_EMOTIONS`) spelt most like
+    ``name``, or None when none is close."""
+    close = difflib.get_close_matches(name.lower(), KNOWN_EMOTIONS, n=1)
+    return KNOWN_EMOTIONS[close[0]] if close else None
+
+
+def manifest_emotions(path: Path, names: Sequence[str],
+                      allow_new: bool = False) -> list[str]:
+    """The package's names of a manifest's emotion column (:data:`KNOWN_EMOTIONS`); a name
+    outside them is kept, lower-case, as a new emotion if ``allow_new``, else
+    :class:`CorpusError` names the manifest, each such name with its lines, and the closest
+    known emotion."""
+    keys = [str(n).strip().lower() for n in names]
+    unknown: dict[str, list[int]] = {}
+    for line, key in zip(range(2, len(keys) + 2), keys):
+        if key not in KNOWN_EMOTIONS:
+            unknown.setdefault(key, []).append(line)
+    if unknown and not allow_new:
+        shown = []
+        for key, lines in list(unknown.items())[:5]:
+            where = f"line {lines[0]}" + (f" (and {len(lines) - 1} more)" if len(lines) > 1
+                                           else "")
+            guess = closest_emotion(key)
+            hint = f"did you mean {guess!r}?" if guess else "no known emotion is close"
+            shown.append(f"{where}: unknown emotion {key!r} ({hint})")
+        more = f"; ... and {len(unknown) - 5} more names" if len(unknown) > 5 else ""
+        raise CorpusError(f"{path}: {'; '.join(shown)}{more}. The known emotions are "
+                          f"{', '.join(EMOTIONS)} and their other corpora's names (e.g. "
+                          "'anger', 'fear', 'surprise', 'ps'); to make each new name its own "
+                          "class, pass --allow-new-emotions (allow_new_emotions=True)")
+    return [KNOWN_EMOTIONS.get(key, key) for key in keys]
+
+
+def read_manifest(path: str | Path, allow_new_emotions: bool = False) -> pd.DataFrame:
     """The corpus table of a manifest CSV: ``path, speaker, emotion, utterance`` and optional
     ``repetition, intensity, gender, split`` columns, one row per recording.
 
     Paths are relative to the manifest's folder (or absolute). Emotion names become the
-    package's where they mean the same ('Anger' -> 'angry', 'surprise' -> 'surprised'); the
-    label set is the emotions present, the package's first in their order, then the rest in
-    alphabetical order. A missing column or file, an empty field, a bad number, a path listed
-    twice or a speaker in two splits raise :class:`CorpusError` naming the manifest.
+    package's where they mean the same ('Anger' -> 'angry', 'surprise' -> 'surprised'); a name
+    outside :data:`KNOWN_EMOTIONS` ('angery') raises :class:`CorpusError` with the closest
+    known one, unless ``allow_new_emotions`` keeps it as a new emotion. The label set is the
+    emotions present, the package's first in their order, then the rest in alphabetical order.
+    A missing column or file, an empty field, a bad number, a path listed twice or a speaker in
+    two splits raise :class:`CorpusError` naming the manifest.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -427,7 +476,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
             absent.append(f"line {line}: {file} is listed again (first on line {listed[real]})")
         listed.setdefault(real, line)
     _raise_problems(path, absent)
-    emotions = [EMOTION_ALIASES.get(e.lower(), e.lower()) for e in frame["emotion"]]
+    emotions = manifest_emotions(path, list(frame["emotion"]), allow_new_emotions)
     splits = [s.lower() for s in frame["split"]]
     where: dict[str, set[str]] = {}
     for speaker, split in zip(frame["speaker"], splits):

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -662,11 +663,12 @@ class FeatureCache:
 
     Each extraction writes the features it had to compute as one shard: ``shard-<id>.npy``
     ``(N, n_mels, frames)``, then ``shard-<id>.json``, the N files' identities (absolute path,
-    size and modification time) and the CRC-32 of each row. The index is written last, so an
+    size and the SHA-1 of the content: :meth:`identity`) and the CRC-32 of each row. The index is written last, so an
     index always has its data, and a shard found damaged (unreadable, or a row that no longer
     matches its CRC: 40 ms over the 87 MB of RAVDESS's features) is dropped, with a warning
     when its data changed, and its files recomputed.
-    An edited file has a new identity and is recomputed; features made with other parameters
+    An edited file has a new identity and is recomputed, even when its size and modification
+    time were put back (``cp -p``, ``rsync -a``); features made with other parameters
     live in another folder, so they are never reused. Reading memory-maps the shards and copies
     the rows asked for: a re-run over the same files is one sequential read, any subset is
     served, and nothing is stored twice. Each write then deletes what no read can serve any more
@@ -683,13 +685,13 @@ class FeatureCache:
         self.root = Path(root)
         self.dir = self.root / (f"logmel-v{FEATURES_VERSION}-{config.key()}"
                                 + (f"-{variant}" if variant else ""))
+        self.digests = FileDigests(self.root / DIGESTS)
 
-    @staticmethod
-    def identity(path: str | os.PathLike) -> str:
-        """``path|size|mtime``; raises OSError when the file is missing."""
+    def identity(self, path: str | os.PathLike) -> str:
+        """``path|size|SHA-1 of the content`` (:meth:`FileDigests.digest`); raises OSError
+        when the file is missing."""
         path = os.path.abspath(path)
-        stat = os.stat(path)
-        return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"{path}|{os.path.getsize(path)}|{self.digests.digest(path)}"
 
     def shard(self, identities: Sequence[str]) -> Path:
         """Where the features of these files, extracted together, are stored."""
@@ -777,7 +779,7 @@ class FeatureCache:
         for ident, (shard, *_) in self.index().items():
             serves.setdefault(shard, []).append(ident)
         # a shard is live once one of its files is unedited: one stat for most shards
-        live = {shard for shard, idents in serves.items() if not all(map(_edited, idents))}
+        live = {shard for shard, idents in serves.items() if not all(map(self.edited, idents))}
         for index in sorted(self.dir.glob("shard-*.json")):
             shard = index.with_suffix(".npy")
             if shard not in live:
@@ -787,7 +789,88 @@ class FeatureCache:
         orphans = [shard for shard in self.dir.glob("shard-*.npy")
                    if not shard.with_suffix(".json").exists()]
         removed += storage.remove_stale([*orphans, *self.dir.glob(".shard-*.tmp")])
+        self.digests.save()
         return removed
+
+    def edited(self, identity: str) -> bool:
+        """Whether the file of a cache identity now has other content (or size); a missing
+        file is not edited: it may come back."""
+        path = identity.rsplit("|", 2)[0]
+        try:
+            return self.identity(path) != identity
+        except OSError:
+            return False
+
+
+DIGESTS = "file-digests.json"
+"""The file, in a feature cache's root, of :class:`FileDigests`."""
+
+RECENT_NS = 2_000_000_000
+"""A file whose status changed less than this long ago (ns) is hashed at every use, its digest
+not kept: the kernel's file times step by a clock tick, so a write in the same tick as the
+hash would leave all four times as they were."""
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-1 of a file's whole content, in hex."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileDigests:
+    """Content digests of files (:func:`file_digest`), each kept with the file's size,
+    modification and status-change times and inode, and reused while all four are unchanged:
+    writing a file sets its status-change time to the clock's time, and neither ``cp -p``,
+    ``rsync -a`` nor ``os.utime`` can set it back, so a re-run over unchanged files reads no
+    audio and an edited one is hashed again (a file changed within :data:`RECENT_NS` is hashed
+    at every use). Kept in a JSON file
+    ``{absolute path: [size, mtime_ns, ctime_ns, inode, sha1]}``, read at the first digest and
+    written by :meth:`save`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._known: dict[str, list] | None = None
+        self._changed = False
+
+    def digest(self, path: str) -> str:
+        """The content digest of the file at the absolute ``path``; OSError if it is missing."""
+        stat = os.stat(path)
+        key = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        known = self._load()
+        entry = known.get(path)
+        if isinstance(entry, list) and entry[:-1] == key:
+            return entry[-1]
+        digest = file_digest(path)
+        if time.time_ns() - stat.st_ctime_ns >= RECENT_NS:
+            known[path] = [*key, digest]
+            self._changed = True
+        return digest
+
+    def save(self) -> None:
+        """Write the digests computed since the last save, beside those of files that still
+        exist; skipped (the digests are computed again next time) where the file cannot be
+        written."""
+        if not self._changed:
+            return
+        kept = {path: entry for path, entry in self._load().items() if os.path.exists(path)}
+        try:
+            storage.write_json(self.path, kept)
+        except (OSError, storage.OutputError):
+            return
+        self._changed = False
+
+    def _load(self) -> dict[str, list]:
+        """The digests on disk, read once; none where the file is missing or unreadable."""
+        if self._known is None:
+            try:
+                known = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                known = {}
+            self._known = known if isinstance(known, dict) else {}
+        return self._known
 
 
 def row_checksums(rows: np.ndarray) -> list[int]:
@@ -808,15 +891,6 @@ def _cache_version(name: str) -> int:
     if match is None:
         return FEATURES_VERSION
     return int(match.group(1) or 1)
-
-
-def _edited(identity: str) -> bool:
-    """Whether the file of a cache identity now has another size or modification time."""
-    path = identity.rsplit("|", 2)[0]
-    try:
-        return FeatureCache.identity(path) != identity
-    except OSError:  # missing: kept, it may come back
-        return False
 
 
 def extract_features(paths: Sequence[str | os.PathLike], config: AudioConfig = AudioConfig(),
@@ -882,6 +956,8 @@ def _extract(paths: Sequence[str | os.PathLike], config: AudioConfig,
         except OSError as err:  # a missing file
             failures[i] = f"{path}: {err.strerror or err}"
             identities.append("")
+    if cache:
+        cache.digests.save()
     cached = cache.read(identities, out) if cache else np.zeros(len(paths), dtype=bool)
     todo = [i for i in range(len(paths)) if not cached[i] and i not in failures]
     if todo:

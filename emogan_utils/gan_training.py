@@ -293,7 +293,8 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
               train_actors: Sequence[int | str] | None = None,
               val_actors: Sequence[int | str] = (), audio: AudioConfig = AudioConfig(),
               cache_dir: str | os.PathLike | None = None, resume: bool = False,
-              stop_after: int | None = None, progress: bool = True) -> dict[str, list[float]]:
+              stop_after: int | None = None, progress: bool = True,
+              allow_new_emotions: bool = False) -> dict[str, list[float]]:
     """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
     pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
@@ -303,9 +304,10 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     normaliser and
     each emotion's prosody change (:func:`~emogan_utils.prosody.fit_emotion_prosody`, applied
     after the generator by :class:`~emogan_utils.inference.Translator`) are fitted on the
-    training actors only and saved in the checkpoint.
+    training actors only and saved in the checkpoint. A manifest's emotions outside the known
+    ones are refused unless ``allow_new_emotions`` (:func:`~emogan_utils.data.read_manifest`).
     """
-    table = load_corpus(data)
+    table = load_corpus(data, allow_new_emotions=allow_new_emotions)
     labels = training_labels(table, data)
     distributed.start(pick_device(config.device))
     progress = progress and distributed.is_main()

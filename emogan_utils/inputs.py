@@ -125,7 +125,9 @@ def corpus_prosody(table: pd.DataFrame, mel_db: np.ndarray, audio: AudioConfig =
     cache = (FeatureCache(cache_dir, audio, "-".join(filter(None, ["prosody",
                                                                    speed_variant(speed)])))
              if cache_dir is not None else None)
-    identities = [FeatureCache.identity(p) for p in paths] if cache else []
+    identities = [cache.identity(p) for p in paths] if cache else []
+    if cache:
+        cache.digests.save()
     cached = cache.read(identities, out) if cache else np.zeros(len(paths), bool)
     todo = np.flatnonzero(~cached)
     for i in tqdm(todo, desc="prosody", unit="file", disable=not progress or not len(todo)):

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import checkpoint, classifier_training, cli, gan_training, storage
+from emogan_utils import classifier_training, cli, gan_training, storage
 from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.features import AudioConfig, FeatureCache, Normalizer
 from emogan_utils.models import DiscriminatorConfig, GeneratorConfig, UNetGenerator

@@ -336,10 +336,10 @@ def test_cache_prunes_shards_that_serve_no_file(tiny_corpus, tmp_path):
     s_q = cache.shard([cache.identity(q)])
     assert all(s.exists() for s in (s_ab, s_c, s_q))
     q.unlink()  # a missing file keeps its rows
-    os.utime(a, ns=(1, 1))  # edited: its old rows serve nothing
+    write(a, tone(900, 1.0, 22050), 22050)  # edited: its old rows serve nothing
     cache.write([cache.identity(a)], rows[:1])
     assert s_ab.exists()  # still serves b
-    os.utime(b, ns=(2, 2))
+    write(b, tone(950, 1.0, 22050), 22050)
     cache.write([cache.identity(b)], rows[:1])
     assert not s_ab.exists() and not s_ab.with_suffix(".json").exists()
     s_b = cache.shard([cache.identity(b)])
@@ -349,6 +349,47 @@ def test_cache_prunes_shards_that_serve_no_file(tiny_corpus, tmp_path):
     assert cache.read([cache.identity(p) for p in (a, b, c)], out).all()
     assert np.all(out[0] == 0.0) and np.all(out[1:] == 1.0)
     assert len(list(cache.dir.glob("shard-*.npy"))) == 3  # q's, a's, and b's and c's
+
+
+def _same_size_and_times(path, wave, rate):
+    """Rewrite the audio file at ``path`` with ``wave``, then put back its size (the same
+    number of samples) and access and modification times, as ``cp -p`` or ``rsync -a`` do."""
+    before = os.stat(path)
+    write(path, wave, rate)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_cache_recomputes_a_file_whose_content_changed_behind_the_same_size_and_mtime(
+        tiny_corpus, tmp_path):
+    paths = list(load_corpus(tiny_corpus).path)
+    first = extract_features(paths, CFG, tmp_path, progress=False)
+    rate = sf.info(paths[4]).samplerate
+    _same_size_and_times(paths[4], tone(2500, sf.info(paths[4]).duration, rate), rate)
+    again = extract_features(paths, CFG, tmp_path, progress=False)
+    assert np.array_equal(np.delete(again, 4, axis=0), np.delete(first, 4, axis=0))
+    assert not np.allclose(again[4], first[4], atol=1.0)
+    assert np.allclose(again[4], log_mel(load_audio(paths[4], CFG), CFG), atol=STFT_DB_ATOL)
+
+
+def test_cache_keys_on_content_and_hashes_only_files_whose_status_changed(
+        tiny_corpus, tmp_path, monkeypatch):
+    paths = list(load_corpus(tiny_corpus).path)
+    monkeypatch.setattr(features, "RECENT_NS", 0)  # the files were written just now
+    hashed = []
+    digest = features.file_digest
+    monkeypatch.setattr(features, "file_digest", lambda p: hashed.append(p) or digest(p))
+    first = extract_features(paths, CFG, tmp_path, progress=False)
+    assert len(hashed) == 16 and (tmp_path / features.DIGESTS).is_file()
+    hashed.clear()
+    shards = sorted(FeatureCache(tmp_path, CFG).dir.glob("shard-*"))
+    assert np.array_equal(extract_features(paths, CFG, tmp_path, progress=False), first)
+    assert hashed == []  # a re-run reads the digests, not the audio
+    os.utime(paths[7], ns=(5, 5))  # touched, not edited: hashed again, and still served
+    assert np.array_equal(extract_features(paths, CFG, tmp_path, progress=False), first)
+    assert hashed == [os.path.abspath(paths[7])]
+    assert sorted(FeatureCache(tmp_path, CFG).dir.glob("shard-*")) == shards
 
 
 def test_cache_of_older_feature_code_is_never_read_and_deleted(tiny_corpus, tmp_path):

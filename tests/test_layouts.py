@@ -182,11 +182,53 @@ def test_bad_manifests_give_clear_errors(tmp_path, text, problem):
         load_corpus(_manifest(tmp_path, text))
 
 
-def test_manifest_names_map_onto_the_package_and_unknown_ones_are_kept(tmp_path):
-    table = load_corpus(_manifest(tmp_path, "path,speaker,emotion,utterance\n"
-                                            "a.wav,A,Surprise,x\nb.wav,B,bored,x\n"))
+def test_manifest_names_map_onto_the_package_and_new_ones_are_kept_when_allowed(tmp_path):
+    manifest = _manifest(tmp_path, "path,speaker,emotion,utterance\n"
+                                   "a.wav,A,Surprise,x\nb.wav,B,bored,x\n")
+    with pytest.raises(CorpusError, match="corpus.csv: line 3: unknown emotion 'bored'"):
+        load_corpus(manifest)
+    table = load_corpus(manifest, allow_new_emotions=True)
     assert corpus_labels(table) == ("surprised", "bored")
     assert list(table["label"]) == [0, 1] and list(table["actor"]) == [1, 2]
+
+
+def test_a_misspelt_manifest_emotion_is_refused_with_the_closest_known_one(tmp_path):
+    manifest = _manifest(tmp_path, "path,speaker,emotion,utterance\n"
+                                   "a.wav,A,angry,x\nb.wav,B,angery,x\n")
+    with pytest.raises(CorpusError) as err:
+        read_manifest(manifest)
+    message = str(err.value)
+    assert message.startswith(f"{manifest}: line 3: unknown emotion 'angery'")
+    assert "did you mean 'angry'?" in message and "--allow-new-emotions" in message
+    table = read_manifest(manifest, allow_new_emotions=True)
+    assert corpus_labels(table) == ("angry", "angery")  # its own class
+    assert list(table["label"]) == [0, 1]
+
+
+def test_manifest_aliases_and_layout_names_map_onto_the_package(tmp_path):
+    names = ["Anger", "fear", "ps", "pleasant surprise", "Surprise", "HAP", "sadness", "neutral"]
+    files = [tmp_path / f"{i}.wav" for i in range(len(names))]
+    for file in files:
+        file.write_bytes(b"")
+    manifest = tmp_path / "aliases.csv"
+    manifest.write_text("path,speaker,emotion,utterance\n" + "".join(
+        f"{f.name},s{i},{name},u\n" for i, (f, name) in enumerate(zip(files, names))))
+    table = read_manifest(manifest)
+    assert list(table.sort_values("path")["emotion"]) == [
+        "angry", "fearful", "surprised", "surprised", "surprised", "happy", "sad", "neutral"]
+
+
+def test_the_cli_refuses_a_misspelt_emotion_unless_new_ones_are_allowed(tiny_corpus, tmp_path,
+                                                                          capsys):
+    files = sorted(tiny_corpus.rglob("*.wav"))[:3]
+    manifest = _rows_manifest(tmp_path / "typo.csv", [
+        (str(files[0]), "1", "neutral"), (str(files[1]), "1", "angery"),
+        (str(files[2]), "2", "angry")])
+    assert cli.main(["features", "--data", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert f"{manifest}: line 3: unknown emotion 'angery' (did you mean 'angry'?)" in err
+    assert cli.main(["features", "--data", str(manifest), "--allow-new-emotions"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"] == 3
 
 
 # --- training on each layout ------------------------------------------------------------------
