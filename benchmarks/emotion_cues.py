@@ -32,7 +32,7 @@ from emogan_utils.data import load_corpus
 from emogan_utils.evaluate import classifier_judge, egemaps_judge, fit_egemaps_judge
 from emogan_utils.features import AudioConfig
 from emogan_utils.inference import load_classifier
-from translation_ravdess import judge_classifier
+from emogan_utils.train import train_judge
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     out = Path(args.out) if args.out else paths.work / "benchmarks" / "translation"
     train_actors, actors = _actors(args.train_actors), _actors(args.actors)
     classifiers = args.classifier or [
-        judge_classifier(out / f"judge-seed{seed}.pt", data, train_actors, paths.cache, seed)
+        train_judge(out / f"judge-seed{seed}.pt", data, train_actors, paths.cache, seed)
         for seed in range(args.judges)]
     corpus = load_corpus(data)
     table = corpus[corpus["actor"].isin(actors)]

@@ -64,8 +64,6 @@ from pathlib import Path
 
 import torch
 
-from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
-                                              train_classifier)
 from emogan_utils.cli import _actors
 from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import load_corpus
@@ -75,6 +73,7 @@ from emogan_utils.evaluate import (classifier_judge, egemaps_judge, evaluate_tra
                                    fit_egemaps_judge, translation_table)
 from emogan_utils.gan_training import GANTrainConfig, train_gan
 from emogan_utils.inference import ContourTranslator, Translator, load_classifier
+from emogan_utils.train import train_judge
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
 from emogan_utils.world import EnvelopeEdit
@@ -84,20 +83,6 @@ PATHS = {"contours": None,
          "griffin_lim": {"prosody": True, "vocoder": "griffin-lim"},
          "generator_only": {"prosody": False, "vocoder": "griffin-lim"}}
 """The conversion paths judged: the contour converter, or :class:`Translator` options."""
-
-
-def judge_classifier(path: Path, data: Path, train_actors: list[int], cache: Path,
-                     seed: int) -> Path:
-    """One judging classifier with ``train-classifier``'s settings, trained on the GAN's
-    training actors (two of them validate). Its ensemble members take the seeds from
-    ``seed`` × members on, so that no two judges share a member."""
-    if not path.exists():
-        config = ClassifierTrainConfig(progress=False)
-        config = dataclasses.replace(config, seed=seed * config.ensemble)
-        trained = train_classifier(data, val_actors=train_actors[-2:],
-                                   train_actors=train_actors[:-2], config=config, cache_dir=cache)
-        save_classifier(path, trained)
-    return path
 
 
 def main() -> None:
@@ -146,7 +131,7 @@ def main() -> None:
             (Path(args.converter), None) if args.converter else
             train_contour_converter(args, data, out, train_actors, test_actors, paths.cache))
     classifiers = args.classifier or [
-        judge_classifier(out / f"judge-seed{seed}.pt", data, train_actors, paths.cache, seed)
+        train_judge(out / f"judge-seed{seed}.pt", data, train_actors, paths.cache, seed)
         for seed in range(args.seed, args.seed + args.judges)]
 
     corpus = load_corpus(data)

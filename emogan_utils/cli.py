@@ -363,7 +363,8 @@ def _cmd_train_converter(args: argparse.Namespace) -> int:
     trained = train_converter(_data_dir(args.data), config,
                               train_actors=_speakers(args.actors) if args.actors else None,
                               val_actors=_speakers(args.val_actors) if args.val_actors else (),
-                              cache_dir=_cache() / "contours")
+                              cache_dir=_cache() / "contours",
+                              allow_new_emotions=args.allow_new_emotions)
     save_converter(args.out, trained)
     _print_json({"checkpoint": str(args.out), "epochs": config.epochs,
                  "final": {k: round(v[-1], 4) for k, v in trained.history.items() if v},
@@ -542,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-converter",
                        help="train the contour converter (pitch, energy, envelope, timing)")
-    p.add_argument("--data", help="corpus folder or manifest CSV (default: configured corpus)")
+    _data_option(p)
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--quick", action="store_true", help="a short run, for a first look")
     p.add_argument("--force", action="store_true",

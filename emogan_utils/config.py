@@ -29,10 +29,21 @@ def real_ravdess() -> Path:
     """The 16 kHz FLAC copies of real RAVDESS (``emogan download --rate 16000``) that the
     benchmarks and tests read: ``EMOGAN_RAVDESS`` if set, else ``../shared/ravdess/16k`` beside
     the repository. It may not exist; callers fall back or skip."""
-    env = os.environ.get("EMOGAN_RAVDESS")
+    return _shared_corpus("EMOGAN_RAVDESS", "ravdess/16k")
+
+
+def real_tess() -> Path:
+    """Real TESS (the older speaker) that the benchmarks and tests read: ``EMOGAN_TESS`` if
+    set, else ``../shared/tess`` beside the repository. It may not exist."""
+    return _shared_corpus("EMOGAN_TESS", "tess")
+
+
+def _shared_corpus(variable: str, beside: str) -> Path:
+    """``$variable`` if set, else the folder ``beside`` under ``../shared`` next to the repo."""
+    env = os.environ.get(variable)
     if env:
         return Path(env).expanduser()
-    return PACKAGE_DIR.parent.parent / "shared" / "ravdess" / "16k"
+    return PACKAGE_DIR.parent.parent.joinpath("shared", *beside.split("/"))
 
 
 class EmoganError(Exception):

@@ -271,14 +271,15 @@ def train_converter(data: str | os.PathLike, config: ConverterTrainConfig = Conv
                     train_actors: Sequence[int | str] | None = None,
                     val_actors: Sequence[int | str] = (),
                     audio: AudioConfig = AudioConfig(), cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True) -> TrainedConverter:
+                    progress: bool = True, allow_new_emotions: bool = False) -> TrainedConverter:
     """Train the contour converter on a parallel corpus (folder or manifest).
 
     ``val_actors`` defaults to a manifest's ``val`` speakers; ``train_actors`` to its ``train``
     speakers, else every actor neither in ``val_actors`` nor a manifest's ``test`` speakers
     (actor numbers or speaker names: :func:`~emogan_utils.data.select_actors`). The cepstral
-    statistics come from the training actors only."""
-    table = load_corpus(data)
+    statistics come from the training actors only. ``allow_new_emotions`` keeps a manifest's
+    emotions outside the known names as classes of their own."""
+    table = load_corpus(data, allow_new_emotions=allow_new_emotions)
     labels = corpus_labels(table)
     if config.reference not in labels:
         raise ValueError(f"{data}: no {config.reference} recordings to pair with (the corpus "

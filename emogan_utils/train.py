@@ -64,3 +64,19 @@ def train_quick_models(corpus: Path, checkpoints: Path, cache_dir: Path | None =
                                                  progress=progress))
         made.append(path)
     return made
+
+
+def train_judge(path: Path, corpus: Path, actors: Sequence[int], cache_dir: Path | None = None,
+                seed: int = 0) -> Path:
+    """A judging classifier at ``path`` (trained there unless it exists) with
+    ``train-classifier``'s settings on ``actors`` (the last two validate). Its ensemble members
+    take the seeds from ``seed`` x members on, so that judges of different seeds share no
+    member."""
+    if not Path(path).exists():
+        config = ClassifierTrainConfig(progress=False)
+        config = dataclasses.replace(config, seed=seed * config.ensemble)
+        save_classifier(path, train_classifier(corpus, val_actors=list(actors)[-2:],
+                                               train_actors=list(actors)[:-2], config=config,
+                                               cache_dir=cache_dir))
+    return Path(path)
+

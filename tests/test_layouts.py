@@ -19,6 +19,7 @@ from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
+from emogan_utils.config import real_tess
 from emogan_utils.data import (EMOTIONS, LAYOUTS, CorpusError, corpus_labels, load_corpus,
                                ravdess_name, read_manifest, select_actors, speaker_ids,
                                translation_items)
@@ -381,15 +382,12 @@ def test_two_corpora_whose_speakers_share_numbers_stay_apart(corpora, tmp_path, 
 
 # --- the real TESS beside the repo --------------------------------------------------------
 
-SHARED_TESS = Path(__file__).resolve().parents[2] / "shared" / "tess"
-
-
 @pytest.fixture(scope="module")
 def shared_tess() -> Path:
     """TESS's older speaker as distributed, or skip when this machine lacks it."""
-    if not SHARED_TESS.is_dir():
-        pytest.skip(f"TESS not found at {SHARED_TESS}")
-    return SHARED_TESS
+    if not real_tess().is_dir():
+        pytest.skip(f"TESS not found at {real_tess()}")
+    return real_tess()
 
 
 def test_a_shortened_tess_prefix_takes_the_folders_speaker():
