@@ -93,8 +93,6 @@ class ClassifierTrainConfig:
             raise ValueError(f"speeds must be positive and include 1, got {self.speeds}")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
-        if self.speaker_adversary < 0:
-            raise ValueError(f"speaker_adversary must be 0 or more, got {self.speaker_adversary}")
 
     @classmethod
     def quick(cls, **overrides) -> "ClassifierTrainConfig":

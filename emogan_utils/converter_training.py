@@ -20,12 +20,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from emogan_utils.checkpoint import save_checkpoint
-from emogan_utils.contours import (ENERGY_UNIT_DB, F0_UNIT, N_CEPSTRA, OUTPUT_UNITS, SCALES,
-                                   CepstralStats, Contours,
+from emogan_utils.config import check_settings
+from emogan_utils.contours import (CepstralStats, Contours,
                                    clip_contours, converter_inputs, training_targets)
 from emogan_utils.data import (corpus_fingerprint, corpus_labels, load_corpus, manifest_actors,
                                manifest_split, select_actors, training_speakers)
 from emogan_utils.features import AudioConfig, load_audio
+from emogan_utils.losses import check_finite, converter_loss
 from emogan_utils.models import (ChangeClassifier, ContourConverter, ConverterConfig,
                                  converter_code)
 from emogan_utils.pairs import dtw_alignment
@@ -61,15 +62,10 @@ class ConverterTrainConfig:
     def __post_init__(self) -> None:
         if self.pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
-        for name in ("epochs", "batch_size", "crop"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        for name in ("variance_weight", "emotion_weight"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value}")
+        check_settings({"epochs": (self.epochs, 1), "batch_size": (self.batch_size, 1),
+                        "crop": (self.crop, 1), "learning_rate": (self.learning_rate, 1e-12),
+                        "variance_weight": (self.variance_weight, 0),
+                        "emotion_weight": (self.emotion_weight, 0)}, "converter training: ")
 
     @classmethod
     def quick(cls, **overrides) -> "ConverterTrainConfig":
@@ -164,37 +160,6 @@ def contour_set(table: pd.DataFrame, clips: list[Contours], stats: CepstralStats
                       converter_code(source, target, strong, len(labels)), targets, weights)
 
 
-def converter_loss(output: torch.Tensor, inputs: torch.Tensor, target: torch.Tensor,
-                   weight: torch.Tensor, variance_weight: float) -> tuple[torch.Tensor, dict]:
-    """Weighted L1 to the aligned real target for each contour (log-F0, energy, duration,
-    the mel-cepstra together), plus ``variance_weight`` times the L1 between the converted
-    and the real spread of log-F0 and energy over each clip's weighted frames."""
-    def l1(rows: slice) -> torch.Tensor:
-        w = weight[:, rows]
-        return (w * (output[:, rows] - target[:, rows]).abs()).sum() / w.sum().clamp_min(1.0)
-
-    parts = {"log_f0": l1(slice(0, 1)), "energy": l1(slice(1, 2)),
-             "duration": l1(slice(2, 3)), "cepstra": l1(slice(3, 3 + N_CEPSTRA))}
-    # the source's own contours in output units, to compare the spreads of the results
-    source = torch.stack([inputs[:, 0] * (F0_UNIT / OUTPUT_UNITS["log_f0"]),
-                          inputs[:, 1 + len(SCALES)] * (ENERGY_UNIT_DB / OUTPUT_UNITS["energy_db"])], dim=1)
-    spread = torch.zeros((), dtype=output.dtype)
-    for k in range(2):
-        converted, real = source[:, k] + output[:, k], source[:, k] + target[:, k]
-        spread = spread + (_weighted_std(converted, weight[:, k])
-                           - _weighted_std(real, weight[:, k])).abs().mean()
-    parts["spread"] = spread
-    total = sum(v for k, v in parts.items() if k != "spread") + variance_weight * spread
-    return total, {k: v.item() for k, v in parts.items()}
-
-
-def _weighted_std(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Per row of ``(B, T)`` values, the standard deviation over frames weighted by ``weight``."""
-    total = weight.sum(1).clamp_min(1.0)
-    mean = (weight * values).sum(1) / total
-    return ((weight * (values - mean[:, None]) ** 2).sum(1) / total + 1e-6).sqrt()
-
-
 @dataclass
 class TrainedConverter:
     """A trained converter with what using it needs, and its losses per epoch."""
@@ -232,9 +197,7 @@ def fit_converter(train: ContourSet, config: ConverterTrainConfig,
             if config.emotion_weight:
                 loss = loss + config.emotion_weight * nn.functional.cross_entropy(
                     head(x, output, source, mask), target)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"converter training: the loss became {float(loss)} "
-                                         f"in epoch {epoch + 1}; lower the learning rate")
+            check_finite({"converter": loss.item()}, epoch + 1)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
