@@ -182,3 +182,27 @@ def test_a_classifier_trained_on_two_corpora_knows_each_ones_speakers(corpora, t
     scored = json.loads(capsys.readouterr().out)
     assert scored["seen_in_training"] == [] and scored["actors"] == [3, 4, 101, 102]
     assert scored["n"] == 4 * len(EMOTIONS) * 2
+
+
+@pytest.mark.slow
+def test_a_gan_trains_on_two_corpora_with_their_merged_emotions(corpora, tmp_path):
+    from emogan_utils.checkpoint import load_checkpoint
+    from emogan_utils.gan_training import GANTrainConfig, train_gan
+    from emogan_utils.models import DiscriminatorConfig, GeneratorConfig
+
+    config = GANTrainConfig(epochs=1, batch_size=4, pairs_per_epoch=8, crop_frames=16,
+                            generator=GeneratorConfig(channels=4, depth=2, n_res_blocks=1),
+                            discriminator=DiscriminatorConfig(channels=4, depth=2))
+    sources = [corpora["esd"], corpora["tess"]]
+    train_gan(sources, tmp_path / "gan.pt", config, train_actors=["0011", "OAF"],
+              val_actors=["tess/YAF"], progress=False)
+    saved = load_checkpoint(tmp_path / "gan.pt", kind="gan")
+    assert saved["labels"] == [e for e in EMOTIONS if e != "calm"]
+    assert saved["model_config"]["generator"]["n_emotions"] == 7
+    extra = saved["extra"]
+    assert extra["train_speakers"] == ["esd/0011", "tess/OAF"]
+    assert extra["val_speakers"] == ["tess/YAF"]
+    table = load_corpus(sources)
+    used = table[table["actor"].isin([*extra["train_actors"], *extra["val_actors"]])]
+    assert set(used["corpus"] + "/" + used["speaker"]) == {"esd/0011", "tess/OAF", "tess/YAF"}
+    assert extra["corpus"] == corpus_fingerprint(used, sources)
