@@ -21,8 +21,9 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, run_data, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, Split, load_corpus, manifest_actors, manifest_split,
-                               select_actors, speaker_ids, split_actors, training_labels)
+from emogan_utils.data import (EMOTIONS, Sources, Split, load_corpus, manifest_actors,
+                               manifest_split, select_actors, source_label, speaker_ids,
+                               training_labels, validation_actors)
 from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
 from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
 from emogan_utils.losses import check_finite, classifier_loss
@@ -271,7 +272,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     return model.eval(), {**history, "best_epoch": run["best_epoch"]}
 
 
-def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | None = None,
+def train_classifier(data: Sources, val_actors: Sequence[int | str] | None = None,
                      train_actors: Sequence[int | str] | None = None,
                      config: ClassifierTrainConfig = ClassifierTrainConfig(),
                      audio: AudioConfig = AudioConfig(),
@@ -279,30 +280,33 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | 
                      checkpoint: str | os.PathLike | None = None,
                      resume: bool = False,
                      allow_new_emotions: bool = False) -> TrainedClassifier:
-    """Train on a corpus folder or manifest, speaker-independently: validation actors are never
-    trained on. The model has one output per emotion of the corpus.
+    """Train on a corpus folder or manifest (or several, read as one table by
+    :func:`~emogan_utils.data.load_corpora`), speaker-independently: validation actors are
+    never trained on. The model has one output per emotion of the corpus.
 
     Without ``val_actors`` a manifest's ``val`` speakers are held out, else two
-    gender-balanced actors; without ``train_actors`` a manifest's ``train`` speakers train,
-    else every other actor but its ``test`` ones. ``checkpoint`` and ``resume`` are
-    :func:`fit_classifier`'s: the run state after every epoch, and continuing from it with the
-    same actors, recordings and label set. Speakers are actor numbers or names
+    gender-balanced actors of each corpus that has more than two
+    (:func:`~emogan_utils.data.validation_actors`); without ``train_actors`` a manifest's
+    ``train`` speakers train, else every other actor but its ``test`` ones. ``checkpoint`` and
+    ``resume`` are :func:`fit_classifier`'s: the run state after every epoch, and continuing
+    from it with the same actors, recordings and label set. Speakers are actor numbers or names
     (:func:`~emogan_utils.data.select_actors`). A manifest's emotions outside the known ones
     are refused unless ``allow_new_emotions`` (:func:`~emogan_utils.data.read_manifest`).
     """
     table = load_corpus(data, allow_new_emotions=allow_new_emotions)
-    labels = training_labels(table, data)
+    source = source_label(data)
+    labels = training_labels(table, source)
     config = config.for_audio(audio)
     actors = sorted(table["actor"].unique().tolist())
-    val_actors, train_actors = (None if part is None else select_actors(table, part, data)
+    val_actors, train_actors = (None if part is None else select_actors(table, part, source)
                                 for part in (val_actors, train_actors))
     val_actors, train_actors = manifest_split(table, val_actors, train_actors)
     if val_actors is None:
-        if len(actors) < 3:
-            raise ValueError(f"{data}: {len(actors)} actor(s) ({actors}), too few to hold two "
+        val_actors = validation_actors(table, n_val=2, seed=config.seed)
+        if not val_actors:
+            raise ValueError(f"{source}: {len(actors)} actor(s) ({actors}), too few to hold two "
                              "out for validation and still train; name the validation actors "
                              "(--val-actors), or use a corpus with more speakers")
-        val_actors = split_actors(actors, n_val=2, n_test=0, seed=config.seed).val
     if train_actors is None:
         train_actors = [a for a in actors if a not in set(val_actors)
                         and a not in manifest_actors(table, "test")]
@@ -311,7 +315,7 @@ def train_classifier(data: str | os.PathLike, val_actors: Sequence[int | str] | 
     for name, part in (("training", split.train), ("validation", split.val)):
         missing = sorted(set(part) - set(actors))
         if missing or not part:
-            raise ValueError(f"{data}: no {name} actors {missing or ''} in the corpus "
+            raise ValueError(f"{source}: no {name} actors {missing or ''} in the corpus "
                              f"(it has actors {actors})")
     provenance = run_data(table, data, split.train, split.val, labels)
     named = dict(zip(table["actor"], speaker_ids(table)))

@@ -91,11 +91,13 @@ def _speakers(text: str) -> list[str]:
     return [*map(str, _actors(",".join(numeric))), *(p for p in parts if p not in numeric)]
 
 
-def _data_dir(value: str | None) -> Path:
+def _data_dir(value: str | Sequence[str] | None) -> Path | list[Path]:
     """The corpus folder or manifest: the option, else EMOGAN_DATA / data/RAVDESS / the
-    embedded corpus."""
-    if value:
+    embedded corpus; a repeated option gives the list of them (read as one table)."""
+    if isinstance(value, str):
         return Path(value)
+    if value:
+        return Path(value[0]) if len(value) == 1 else [Path(v) for v in value]
     from emogan_utils.synth import default_corpus
 
     return default_corpus()
@@ -197,17 +199,19 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _cmd_manifest(args: argparse.Namespace) -> int:
     import warnings
 
-    from emogan_utils.data import corpus_labels, load_corpus, write_manifest
+    from emogan_utils.data import corpus_labels, load_corpora, speaker_ids, write_manifest
 
     skipped: list[tuple[Path, str]] = []
     with warnings.catch_warnings():  # the skipped files are in the report below
         warnings.simplefilter("ignore")
-        table = load_corpus(Path(args.folder), layout=args.layout, skipped=skipped)
+        table = load_corpora([Path(f) for f in args.folder], layout=args.layout,
+                             skipped=skipped, rename=True)
     write_manifest(table, args.out)
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     _print_json({"manifest": str(args.out), "layout": table.attrs["layout"],
-                 "files": len(table), "speakers": int(table["speaker"].nunique()),
+                 "files": len(table), "speakers": len(set(speaker_ids(table))),
+                 "corpora": list(dict.fromkeys(table["corpus"])),
                  "emotions": list(corpus_labels(table)),
                  "skipped": [{"path": str(p), "reason": why} for p, why in skipped]})
     return 0
@@ -293,14 +297,15 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _actors_to_score(table, option: str | None, seen: dict[str, set[int]], data: Path
-                     ) -> tuple[list[int], list[str]]:
+def _actors_to_score(table, option: str | None, seen: dict[str, set[int]],
+                     data: Path | list[Path]) -> tuple[list[int], list[str]]:
     """The actors an evaluation scores, and the speakers (``corpus/name``) among them that a
     model saw: ``option``'s speakers, else every actor of ``table`` that none of the models
     (``seen``: model -> actors) trained or validated on. Warns on stderr, per model, about
     scored speakers it saw."""
-    from emogan_utils.data import select_actors, speaker_ids
+    from emogan_utils.data import select_actors, source_label, speaker_ids
 
+    data = source_label(data)
     saw = set().union(*seen.values())
     actors = (select_actors(table, _speakers(option), data) if option
               else sorted(set(table["actor"]) - saw))
@@ -318,7 +323,7 @@ def _actors_to_score(table, option: str | None, seen: dict[str, set[int]], data:
 
 
 def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
-    from emogan_utils.data import load_corpus, seen_actors, select_actors
+    from emogan_utils.data import load_corpus, seen_actors, select_actors, source_label
     from emogan_utils.evaluate import (classifier_judge, egemaps_judge, evaluate_translation,
                                        fit_egemaps_judge)
     from emogan_utils.inference import load_classifier
@@ -332,10 +337,12 @@ def _cmd_evaluate_translation(args: argparse.Namespace) -> int:
     actors, seen_scored = _actors_to_score(corpus, args.actors, seen, data)
     table = corpus[corpus["actor"].isin(actors)]
     if table.empty:
-        raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
+        raise ValueError(f"{source_label(data)}: no clips of actors {actors} to evaluate "
+                         "(pass --actors)")
     rate, cache = translator.audio.sample_rate, Paths.from_env().cache / "egemaps"
     judges = {"classifier": classifier_judge(classifiers, rate, reference=table)}
-    judge_actors = (select_actors(corpus, _speakers(args.egemaps_actors), data)
+    judge_actors = (select_actors(corpus, _speakers(args.egemaps_actors),
+                                  source_label(data))
                     if args.egemaps_actors
                     else sorted(set(corpus["actor"]) - set(actors)))
     judge_table = corpus[corpus["actor"].isin(judge_actors)]
@@ -442,7 +449,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
-    from emogan_utils.data import load_corpus
+    from emogan_utils.data import load_corpus, source_label
     from emogan_utils.evaluate import evaluate_classifier
     from emogan_utils.inference import load_classifier
 
@@ -453,18 +460,24 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
         table, args.actors, {str(args.checkpoint): set(classifier.seen_actors(table))}, data)
     table = table[table["actor"].isin(actors)].reset_index(drop=True)
     if table.empty:
-        raise ValueError(f"{data}: no clips of actors {actors} to evaluate (pass --actors)")
+        raise ValueError(f"{source_label(data)}: no clips of actors {actors} to evaluate "
+                         "(pass --actors)")
     report = evaluate_classifier(classifier, table, _cache())
     report.update(checkpoint=str(args.checkpoint), seen_in_training=seen_scored)
     _print_json(report)
     return 0
 
 
-def _data_option(parser: argparse.ArgumentParser) -> None:
-    """``--data`` and ``--allow-new-emotions``: the corpus, and whether a manifest may name
-    emotions the package does not know."""
-    parser.add_argument("--data", help="corpus folder or manifest CSV (default: configured "
-                                       "corpus)")
+def _data_option(parser: argparse.ArgumentParser, several: bool = True) -> None:
+    """``--data`` (repeated: several corpora read as one table) and ``--allow-new-emotions``:
+    whether a manifest may name emotions the package does not know."""
+    if several:
+        parser.add_argument("--data", action="append", metavar="CORPUS",
+                            help="corpus folder or manifest CSV (default: configured corpus); "
+                                 "repeat it to use several corpora together")
+    else:
+        parser.add_argument("--data", help="corpus folder or manifest CSV (default: configured "
+                                           "corpus)")
     parser.add_argument("--allow-new-emotions", action="store_true",
                         help="let a manifest name emotions outside the known ones (the "
                              "package's and other corpora's names), each its own class "
@@ -505,15 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 16000, what the benchmarks read)")
     p.set_defaults(func=_cmd_download)
 
-    p = sub.add_parser("manifest", help="list a corpus folder's recordings in a manifest CSV")
-    p.add_argument("folder", help="corpus folder")
+    p = sub.add_parser("manifest", help="list corpus folders' recordings in one manifest CSV")
+    p.add_argument("folder", nargs="+", help="corpus folder(s); each corpus is named in the "
+                                             "manifest's corpus column")
     p.add_argument("--layout", choices=LAYOUTS,
-                   help="how its files are named (default: the layout most names fit)")
+                   help="how their files are named (default: for each folder, the layout most "
+                        "names fit)")
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("features", help="extract (and cache) log-mels of a whole corpus")
-    _data_option(p)
+    _data_option(p, several=False)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unusable audio file (default: warn and skip it)")
     p.set_defaults(func=_cmd_features)

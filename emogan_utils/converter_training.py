@@ -230,7 +230,8 @@ def evaluate_converter(model: ContourConverter, data: ContourSet,
     return float(np.mean(losses))
 
 
-def train_converter(data: str | os.PathLike, config: ConverterTrainConfig = ConverterTrainConfig(),
+def train_converter(data: str | os.PathLike | Sequence[str | os.PathLike],
+                    config: ConverterTrainConfig = ConverterTrainConfig(),
                     train_actors: Sequence[int | str] | None = None,
                     val_actors: Sequence[int | str] = (),
                     audio: AudioConfig = AudioConfig(), cache_dir: str | os.PathLike | None = None,

@@ -174,11 +174,30 @@ MANIFEST_OPTIONAL = {"repetition": 1, "intensity": 1, "gender": "", "split": "",
 SPLITS = ("train", "val", "test")
 
 
-def load_corpus(root: str | Path, speech_only: bool = True,
+Source = str | os.PathLike
+"""A corpus folder or a manifest CSV."""
+Sources = Source | Sequence[Source]
+"""One corpus source, or several read as one table (:func:`load_corpora`)."""
+
+
+def source_list(data: Sources) -> list[Path]:
+    """The sources of ``data`` (one path or a sequence of them) as a list of paths."""
+    if isinstance(data, (str, os.PathLike)):
+        return [Path(data)]
+    return [Path(d) for d in data]
+
+
+def source_label(data: Sources) -> str:
+    """``data`` for messages: its path, or its paths joined with ' + '."""
+    return " + ".join(str(p) for p in source_list(data))
+
+
+def load_corpus(root: Sources, speech_only: bool = True,
                 skipped: list[tuple[Path, str]] | None = None,
                 layout: str | None = None, allow_new_emotions: bool = False) -> pd.DataFrame:
     """Every recording of a corpus: a manifest CSV (:func:`read_manifest`, which refuses
-    emotions outside :data:`KNOWN_EMOTIONS` unless ``allow_new_emotions``) or a folder.
+    emotions outside :data:`KNOWN_EMOTIONS` unless ``allow_new_emotions``) or a folder; a
+    sequence of them is read as one table by :func:`load_corpora`.
 
     A folder is read in ``layout`` (one of :data:`LAYOUTS`), by default the one most of its
     file names fit (RAVDESS: ``Actor_XX/`` folders or flat). Returns one row per file (columns
@@ -188,6 +207,12 @@ def load_corpus(root: str | Path, speech_only: bool = True,
     or the same file through a link); each is reported with its reason in a warning and, if
     given, appended to ``skipped``. Linked folders are followed, each folder once.
     """
+    if not isinstance(root, (str, os.PathLike)):
+        sources = source_list(root)
+        if len(sources) != 1:
+            return load_corpora(sources, speech_only, skipped, layout,
+                                allow_new_emotions=allow_new_emotions)
+        root = sources[0]
     root = Path(root).expanduser()
     if root.suffix.lower() == ".csv" and not root.is_dir():
         return read_manifest(root, allow_new_emotions)
@@ -242,6 +267,90 @@ def _identity(record: RavdessFile | Recording) -> tuple:
         return ("ravdess", record.path.stem)
     return (record.speaker, record.emotion, record.utterance, record.repetition,
             record.intensity)
+
+
+def load_corpora(sources: Sequence[Source], speech_only: bool = True,
+                 skipped: list[tuple[Path, str]] | None = None,
+                 layout: str | None = None, rename: bool = False,
+                 allow_new_emotions: bool = False) -> pd.DataFrame:
+    """One corpus table of several corpus folders or manifests (:func:`merge_corpora`).
+
+    Each source is read by :func:`load_corpus` (``layout``, if given, for every folder;
+    ``allow_new_emotions`` for every manifest).
+    :class:`CorpusError` if there is no source, if one is given twice, if a file is in two
+    sources, or if two sources hold corpora of one name (two RAVDESS folders): read alone,
+    each would name its speakers alike. With ``rename`` (for writing one manifest of them,
+    which then keeps the names) such a corpus takes its folder's (or manifest's) name instead.
+    """
+    sources = [Path(s).expanduser() for s in sources]
+    if not sources:
+        raise CorpusError("no corpus given: name at least one corpus folder or manifest")
+    tables, owner, where = [], {}, {}
+    for k, source in enumerate(sources):
+        if any(os.path.realpath(source) == os.path.realpath(s) for s in sources[:k]):
+            raise CorpusError(f"{source}: given twice; name each corpus once")
+        table = load_corpus(source, speech_only, skipped, layout, allow_new_emotions)
+        names = list(dict.fromkeys(table["corpus"]))
+        if rename and len(names) == 1 and names[0] in owner:
+            table = table.assign(corpus=_own_name(source))
+            names = [_own_name(source)]
+        taken = [n for n in names if n in owner]
+        if taken:
+            raise CorpusError(
+                f"{source}: its corpus is named {taken[0]!r}, as is {owner[taken[0]]}'s, so "
+                "their speakers would be named alike; write one manifest of both (`emogan "
+                "manifest DIR DIR --out m.csv` names each corpus by its folder) and use that")
+        owner.update(dict.fromkeys(names, source))
+        for path in table["path"]:
+            real = os.path.realpath(path)
+            if real in where:
+                raise CorpusError(f"{source}: {path} is also in {where[real]}; a recording "
+                                  "may be in one of the corpora only")
+            where[real] = source
+        tables.append(table)
+    return merge_corpora(tables)
+
+
+def _own_name(source: Path) -> str:
+    """A corpus's name from its source: the folder's name, or the manifest's without .csv."""
+    return source.stem if source.suffix.lower() == ".csv" else source.name
+
+
+def merged_labels(label_sets: Iterable[Sequence[str]]) -> tuple[str, ...]:
+    """Every emotion of ``label_sets``: the package's (:data:`EMOTIONS`) first in their order,
+    then the others alphabetically."""
+    present = {e for labels in label_sets for e in labels}
+    return (*(e for e in EMOTIONS if e in present), *sorted(present - set(EMOTIONS)))
+
+
+ACTOR_BLOCK = 100
+"""Each corpus after the first numbers its actors from the next multiple of this."""
+
+
+def merge_corpora(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The corpus tables of several corpora as one (columns :data:`COLUMNS`).
+
+    The first table's actor numbers stay; each later table's are shifted by the smallest
+    multiple of :data:`ACTOR_BLOCK` above every number before it (so even numbers stay even),
+    and no two corpora share one. The label set is :func:`merged_labels` of the tables'
+    (:func:`corpus_labels`), and ``label`` and ``emotion_id`` follow it; ``corpus`` keeps the
+    speakers apart (:func:`speaker_ids`). ``attrs["layout"]`` joins the layouts with '+'.
+    """
+    if len(tables) == 1:
+        return tables[0]
+    labels = merged_labels(corpus_labels(t) for t in tables)
+    parts, start = [], 0
+    for table in tables:
+        part = table.assign(actor=table["actor"].astype(int) + start)
+        start = (int(part["actor"].max()) // ACTOR_BLOCK + 1) * ACTOR_BLOCK
+        parts.append(part)
+    merged = pd.concat(parts, ignore_index=True)
+    merged["label"] = [labels.index(e) for e in merged["emotion"]]
+    merged["emotion_id"] = merged["label"] + 1
+    layouts = dict.fromkeys(t.attrs.get("layout", "manifest") for t in tables)
+    merged = merged.sort_values(["actor", "path"], key=_sort_key).reset_index(drop=True)
+    merged.attrs.update(labels=labels, layout="+".join(layouts))
+    return merged
 
 
 def detect_layout(root: Path, files: Sequence[Path] | None = None) -> str:
@@ -478,10 +587,12 @@ def read_manifest(path: str | Path, allow_new_emotions: bool = False) -> pd.Data
     _raise_problems(path, absent)
     emotions = manifest_emotions(path, list(frame["emotion"]), allow_new_emotions)
     splits = [s.lower() for s in frame["split"]]
+    corpora = [c or path.stem for c in frame["corpus"]]
+    several = len(set(corpora)) > 1
     where: dict[str, set[str]] = {}
-    for speaker, split in zip(frame["speaker"], splits):
+    for corpus, speaker, split in zip(corpora, frame["speaker"], splits):
         if split:
-            where.setdefault(speaker, set()).add(split)
+            where.setdefault(f"{corpus}/{speaker}" if several else speaker, set()).add(split)
     twice = {s: sorted(parts) for s, parts in where.items() if len(parts) > 1}
     if twice:
         shown = "; ".join(f"speaker {s} in {' and '.join(p)}" for s, p in sorted(twice.items()))
@@ -492,8 +603,16 @@ def read_manifest(path: str | Path, allow_new_emotions: bool = False) -> pd.Data
     records = [Recording(file, row.speaker, emotion, row.utterance, int(row.repetition),
                          int(row.intensity), row.gender.lower())
                for file, emotion, row in zip(files, emotions, frame.itertuples(index=False))]
-    corpora = [c or path.stem for c in frame["corpus"]]
-    return _recordings_table(records, labels, "manifest", splits, corpora)
+    return merge_corpora([_manifest_part(records, splits, corpora, name, labels)
+                          for name in dict.fromkeys(corpora)])
+
+
+def _manifest_part(records: Sequence[Recording], splits: Sequence[str], corpora: Sequence[str],
+                   name: str, labels: Sequence[str]) -> pd.DataFrame:
+    """The corpus table of a manifest's recordings of corpus ``name``."""
+    rows = [i for i, corpus in enumerate(corpora) if corpus == name]
+    return _recordings_table([records[i] for i in rows], labels, "manifest",
+                             [splits[i] for i in rows], [name] * len(rows))
 
 
 def _raise_problems(path: Path, problems: list[str]) -> None:
@@ -527,15 +646,25 @@ def _audio_files(root: Path) -> Iterator[Path]:
                     if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES)
 
 
-def corpus_fingerprint(table: pd.DataFrame, root: str | Path) -> str:
+def corpus_fingerprint(table: pd.DataFrame, root: Sources) -> str:
     """SHA-1 of the sorted paths (relative to ``root``, a corpus folder or a manifest's) and
     sizes of a corpus table's files: which recordings a training run used, wherever the corpus
-    now lies."""
-    root = Path(root).expanduser()
-    root = root.parent if root.is_file() else root
-    lines = sorted(f"{Path(os.path.relpath(path, root)).as_posix()}\t{os.path.getsize(path)}"
-                   for path in table["path"])
+    now lies. With several sources each path is relative to the source folder it lies in
+    (the deepest), so one source in a list gives the same fingerprint as alone."""
+    folders = []
+    for source in source_list(root):
+        source = source.expanduser()
+        folders.append(os.path.abspath(source.parent if source.is_file() else source))
+    lines = sorted(f"{Path(os.path.relpath(path, _folder_of(path, folders))).as_posix()}"
+                   f"\t{os.path.getsize(path)}" for path in table["path"])
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()
+
+
+def _folder_of(path: str | Path, folders: Sequence[str]) -> str:
+    """The deepest of ``folders`` (absolute) that holds ``path``, else the first."""
+    where = os.path.abspath(path)
+    holding = [f for f in folders if where.startswith(f.rstrip(os.sep) + os.sep)]
+    return max(holding, key=len) if holding else folders[0]
 
 
 def _sort_key(col: pd.Series) -> pd.Series:
@@ -671,6 +800,18 @@ def split_actors(actors: Sequence[int], n_val: int = 2, n_test: int = 2, seed: i
     test = _take_balanced(male, female, n_test)
     val = _take_balanced(male, female, n_val)
     return Split(tuple(sorted(male + female)), tuple(sorted(val)), tuple(sorted(test)))
+
+
+def validation_actors(table: pd.DataFrame, n_val: int = 2, seed: int = 0) -> tuple[int, ...]:
+    """Validation actors drawn from each corpus of ``table``: :func:`split_actors`'s
+    gender-balanced ``n_val`` from every corpus of more than ``n_val`` speakers (a smaller one
+    gives none and trains on all its speakers); empty if no corpus has that many."""
+    chosen: list[int] = []
+    for _, actors in table.groupby("corpus", sort=False)["actor"]:
+        actors = sorted({int(a) for a in actors})
+        if len(actors) > n_val:
+            chosen.extend(split_actors(actors, n_val=n_val, n_test=0, seed=seed).val)
+    return tuple(sorted(chosen))
 
 
 def actor_folds(actors: Sequence[int], k: int = 5, seed: int = 0) -> list[tuple[int, ...]]:

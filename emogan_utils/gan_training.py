@@ -19,8 +19,8 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, run_data, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, load_corpus, manifest_actors, manifest_split,
-                               select_actors, training_labels, training_speakers)
+from emogan_utils.data import (EMOTIONS, Sources, load_corpus, manifest_actors, manifest_split,
+                               select_actors, source_label, training_labels, training_speakers)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -288,14 +288,15 @@ def fit_gan(train: ParallelSet, checkpoint: str | os.PathLike, normalizer: Norma
     return history
 
 
-def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
+def train_gan(data: Sources, checkpoint: str | os.PathLike,
               config: GANTrainConfig = GANTrainConfig(),
               train_actors: Sequence[int | str] | None = None,
               val_actors: Sequence[int | str] = (), audio: AudioConfig = AudioConfig(),
               cache_dir: str | os.PathLike | None = None, resume: bool = False,
               stop_after: int | None = None, progress: bool = True,
               allow_new_emotions: bool = False) -> dict[str, list[float]]:
-    """Train the GAN on a parallel corpus (folder or manifest): features, range normaliser, DTW
+    """Train the GAN on a parallel corpus (folder or manifest, or several read as one table by
+    :func:`~emogan_utils.data.load_corpora`): features, range normaliser, DTW
     pairs of each speaker's utterance in two emotions, fit; conditioned on the corpus's emotions.
 
     ``val_actors`` defaults to a manifest's ``val`` speakers; ``train_actors`` to its ``train``
@@ -308,23 +309,24 @@ def train_gan(data: str | os.PathLike, checkpoint: str | os.PathLike,
     ones are refused unless ``allow_new_emotions`` (:func:`~emogan_utils.data.read_manifest`).
     """
     table = load_corpus(data, allow_new_emotions=allow_new_emotions)
-    labels = training_labels(table, data)
+    source = source_label(data)
+    labels = training_labels(table, source)
     distributed.start(pick_device(config.device))
     progress = progress and distributed.is_main()
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
     actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
     given_val, given_train = manifest_split(
-        table, select_actors(table, val_actors, data) or None,
-        select_actors(table, train_actors, data) if train_actors else None)
+        table, select_actors(table, val_actors, source) or None,
+        select_actors(table, train_actors, source) if train_actors else None)
     val_actors = [int(a) for a in given_val or ()]
     held_out = set(val_actors) | set(manifest_actors(table, "test"))
     train_actors = sorted({int(a) for a in given_train or actors} - held_out)
     missing = sorted((set(train_actors) | set(val_actors)) - actors)
     if missing:
-        raise ValueError(f"{data}: no recordings of actors {missing}")
+        raise ValueError(f"{source}: no recordings of actors {missing}")
     if not train_actors:
-        raise ValueError(f"{data}: no actors left to train on: the corpus has actors "
+        raise ValueError(f"{source}: no actors left to train on: the corpus has actors "
                          f"{sorted(actors)}, all held out for validation or test; hold out "
                          "fewer (--val-actors)")
     parts = {}

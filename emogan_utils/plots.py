@@ -280,6 +280,40 @@ def plot_probabilities(probs: Mapping[str, float], ax: Axes | None = None,
     return fig
 
 
+def timeline_table(windows: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per window of a clip's timeline (``start``, ``end`` in seconds and
+    ``probabilities``, as ``emogan predict --timeline`` writes them), indexed by the window's
+    centre in seconds, one column per emotion."""
+    if not len(windows):
+        raise ValueError("the timeline has no windows")
+    centres = [(w["start"] + w["end"]) / 2 for w in windows]
+    frame = pd.DataFrame([dict(w["probabilities"]) for w in windows], index=centres)
+    frame.index.name = "seconds"
+    return frame
+
+
+def plot_emotion_timeline(windows: Sequence[Mapping],
+                          truth: Sequence[tuple[float, float, str]] = (),
+                          ax: Axes | None = None, title: str = "emotion over time") -> Figure:
+    """Each emotion's probability per window, at the window's centre (:func:`timeline_table`),
+    over shaded spans of what was really said: ``truth`` as (start, end, emotion) in seconds."""
+    fig, ax = _axes(ax, (11, 3.6))
+    table = timeline_table(windows)
+    colours = dict(zip(table.columns, plt.get_cmap("tab10").colors))
+    for start, end, emotion in truth:
+        ax.axvspan(start, end, color=colours.get(emotion, "grey"), alpha=0.15, linewidth=0)
+        ax.text((start + end) / 2, 1.02, emotion, ha="center", va="bottom", fontsize=9,
+                color=colours.get(emotion, "grey"), transform=ax.get_xaxis_transform())
+    for emotion in table.columns:
+        ax.plot(table.index, table[emotion], "o-", markersize=3, color=colours[emotion],
+                label=emotion)
+    ax.set(ylim=(0, 1), xlabel="time (s)", ylabel="probability")
+    ax.set_title(title, pad=16 if truth else None)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    return fig
+
+
 # --- emotion switch ----------------------------------------------------------------------
 
 def plot_mel_comparison(mels: Mapping[str, np.ndarray], config: AudioConfig,

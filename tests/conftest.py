@@ -14,6 +14,7 @@ import soundfile as sf
 
 from emogan_utils.config import real_ravdess
 from emogan_utils.data import EMOTIONS, ravdess_name
+from emogan_utils.layouts import LABELS
 
 # Tolerances for comparing two computations of the same thing (a batch and one clip, blocked and
 # dense, one thread and two). Another CPU, thread count or batch size may add float32 terms in
@@ -143,3 +144,58 @@ def parallel_corpus(frames: int = 40, seed: int = 0) -> tuple[pd.DataFrame, np.n
             rows.append({"actor": 1, "statement_id": 1, "repetition": repetition, "label": label})
             mels.append(mel)
     return pd.DataFrame(rows), np.stack(mels).astype(np.float32)
+
+
+# --- tiny corpora in each layout ---------------------------------------------------------
+
+LAYOUT_RATE = 16000
+"""The sample rate of :func:`make_layout`'s corpora."""
+SPEAKERS = (1, 2, 3, 4)
+UTTERANCES = (1, 2)
+# each corpus's own names of the package's emotions (neutral happy sad angry fearful disgust
+# surprised), as its documentation gives them
+PACKAGE_ORDER = EMOTIONS[:1] + EMOTIONS[2:]
+CREMA = dict(zip(PACKAGE_ORDER, "NEU HAP SAD ANG FEA DIS".split()))
+TESS = dict(zip(PACKAGE_ORDER, "neutral happy sad angry fear disgust ps".split()))
+SAVEE = dict(zip(PACKAGE_ORDER, "n h sa a f d su".split()))
+ESD = dict(zip(("neutral", "happy", "sad", "angry", "surprised"),
+               "Neutral Happy Sad Angry Surprise".split()))
+ESD_ORDER = ("neutral", "angry", "happy", "sad", "surprised")  # ESD's numbering blocks
+SPEAKER_IDS = {"ravdess": ("01", "02", "03", "04"), "crema-d": ("1001", "1002", "1003", "1004"),
+               "tess": ("OAF", "YAF", "MAF", "KAF"), "savee": ("DC", "JE", "JK", "KL"),
+               "esd": ("0011", "0012", "0013", "0014")}
+UTTERANCE_IDS = {"ravdess": ("01", "02"), "crema-d": ("DFA", "IEO"), "tess": ("back", "bar"),
+                 "esd": ("001", "002")}
+
+
+def layout_name(layout: str, speaker: int, emotion: str, utterance: int) -> str:
+    """Where a recording lies in a corpus of ``layout`` (speaker 1-4, utterance 1-2)."""
+    if layout == "ravdess":
+        return (f"Actor_{speaker:02d}/"
+                + ravdess_name(EMOTIONS.index(emotion) + 1, 1, utterance, 1, speaker))
+    if layout == "crema-d":
+        return f"{1000 + speaker}_{('DFA', 'IEO')[utterance - 1]}_{CREMA[emotion]}_XX.wav"
+    if layout == "tess":
+        who = SPEAKER_IDS["tess"][speaker - 1]
+        return f"{who}_{emotion}/{who}_{('back', 'bar')[utterance - 1]}_{TESS[emotion]}.wav"
+    if layout == "savee":  # both of SAVEE's forms: a speaker folder, or the speaker in the name
+        who = SPEAKER_IDS["savee"][speaker - 1]
+        name = f"{SAVEE[emotion]}{utterance:02d}.wav"
+        return f"{who}/{name}" if speaker % 2 else f"flat/{who}_{name}"
+    number = ESD_ORDER.index(emotion) * 350 + utterance
+    return f"{speaker + 10:04d}/{ESD[emotion]}/{speaker + 10:04d}_{number:06d}.wav"
+
+
+def make_layout(root: Path, layout: str) -> Path:
+    """Four speakers saying two utterances in each of the layout's emotions: a tone per
+    emotion, each speaker a little higher than the last."""
+    labels = EMOTIONS if layout == "ravdess" else LABELS[layout]
+    for speaker in SPEAKERS:
+        for k, emotion in enumerate(labels):
+            for utterance in UTTERANCES:
+                path = root / layout_name(layout, speaker, emotion, utterance)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                freq = 180.0 * (k + 1) * (1 + 0.02 * speaker)
+                sf.write(path, tone(freq, 0.6 + 0.1 * utterance, LAYOUT_RATE, lead=0.1),
+                         LAYOUT_RATE)
+    return root

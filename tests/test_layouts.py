@@ -14,15 +14,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import tone
+from conftest import (SPEAKER_IDS, SPEAKERS, UTTERANCE_IDS, UTTERANCES, layout_name,
+                      make_layout)
 from emogan_utils import cli
 from emogan_utils.checkpoint import CheckpointError, load_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.config import real_tess
 from emogan_utils.data import (EMOTIONS, LAYOUTS, CorpusError, corpus_labels, load_corpus,
-                               ravdess_name, read_manifest, select_actors, speaker_ids,
-                               translation_items)
+                               read_manifest, select_actors, speaker_ids, translation_items)
 from emogan_utils.evaluate import evaluate_classifier
 from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.gan_training import GANTrainConfig, train_gan
@@ -31,57 +31,6 @@ from emogan_utils.layouts import LABELS, parse_tess
 from emogan_utils.models import ClassifierConfig, DiscriminatorConfig, GeneratorConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-RATE = 16000
-SPEAKERS = (1, 2, 3, 4)
-UTTERANCES = (1, 2)
-# each corpus's own names of the package's emotions (neutral happy sad angry fearful disgust
-# surprised), as its documentation gives them
-PACKAGE_ORDER = EMOTIONS[:1] + EMOTIONS[2:]
-CREMA = dict(zip(PACKAGE_ORDER, "NEU HAP SAD ANG FEA DIS".split()))
-TESS = dict(zip(PACKAGE_ORDER, "neutral happy sad angry fear disgust ps".split()))
-SAVEE = dict(zip(PACKAGE_ORDER, "n h sa a f d su".split()))
-ESD = dict(zip(("neutral", "happy", "sad", "angry", "surprised"),
-               "Neutral Happy Sad Angry Surprise".split()))
-ESD_ORDER = ("neutral", "angry", "happy", "sad", "surprised")  # ESD's numbering blocks
-SPEAKER_IDS = {"ravdess": ("01", "02", "03", "04"), "crema-d": ("1001", "1002", "1003", "1004"),
-               "tess": ("OAF", "YAF", "MAF", "KAF"), "savee": ("DC", "JE", "JK", "KL"),
-               "esd": ("0011", "0012", "0013", "0014")}
-UTTERANCE_IDS = {"ravdess": ("01", "02"), "crema-d": ("DFA", "IEO"), "tess": ("back", "bar"),
-                 "esd": ("001", "002")}
-
-
-def _name(layout: str, speaker: int, emotion: str, utterance: int) -> str:
-    """Where a recording lies in a corpus of ``layout`` (speaker 1-4, utterance 1-2)."""
-    if layout == "ravdess":
-        return (f"Actor_{speaker:02d}/"
-                + ravdess_name(EMOTIONS.index(emotion) + 1, 1, utterance, 1, speaker))
-    if layout == "crema-d":
-        return f"{1000 + speaker}_{('DFA', 'IEO')[utterance - 1]}_{CREMA[emotion]}_XX.wav"
-    if layout == "tess":
-        who = SPEAKER_IDS["tess"][speaker - 1]
-        return f"{who}_{emotion}/{who}_{('back', 'bar')[utterance - 1]}_{TESS[emotion]}.wav"
-    if layout == "savee":  # both of SAVEE's forms: a speaker folder, or the speaker in the name
-        who = SPEAKER_IDS["savee"][speaker - 1]
-        name = f"{SAVEE[emotion]}{utterance:02d}.wav"
-        return f"{who}/{name}" if speaker % 2 else f"flat/{who}_{name}"
-    number = ESD_ORDER.index(emotion) * 350 + utterance
-    return f"{speaker + 10:04d}/{ESD[emotion]}/{speaker + 10:04d}_{number:06d}.wav"
-
-
-def make_layout(root: Path, layout: str) -> Path:
-    """Four speakers saying two utterances in each of the layout's emotions: a tone per
-    emotion, each speaker a little higher than the last."""
-    labels = EMOTIONS if layout == "ravdess" else LABELS[layout]
-    for speaker in SPEAKERS:
-        for k, emotion in enumerate(labels):
-            for utterance in UTTERANCES:
-                path = root / _name(layout, speaker, emotion, utterance)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                freq = 180.0 * (k + 1) * (1 + 0.02 * speaker)
-                sf.write(path, tone(freq, 0.6 + 0.1 * utterance, RATE, lead=0.1), RATE)
-    return root
-
-
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("layouts")
@@ -101,7 +50,7 @@ def test_each_layout_is_recognised_and_its_manifest_is_right(layout, corpora, tm
     for row in table.itertuples():  # every file says who, what and which emotion
         utterance = (int(row.utterance[-2:]) if layout == "savee"
                      else UTTERANCE_IDS[layout].index(row.utterance) + 1)
-        assert Path(row.path).relative_to(folder).as_posix() == _name(
+        assert Path(row.path).relative_to(folder).as_posix() == layout_name(
             layout, SPEAKER_IDS[layout].index(row.speaker) + 1, row.emotion, utterance)
     out = tmp_path / "manifest.csv"
     assert cli.main(["manifest", "--layout", layout, str(folder), "--out", str(out)]) == 0
@@ -134,7 +83,7 @@ def test_layout_specifics(corpora):
 def test_a_forced_layout_skips_what_does_not_fit_with_reasons(corpora, tmp_path, capsys):
     folder = corpora["crema-d"]
     odd = folder / "1001_XYZ_ANG_XX.wav"
-    odd.write_bytes((folder / _name("crema-d", 1, "angry", 1)).read_bytes())
+    odd.write_bytes((folder / layout_name("crema-d", 1, "angry", 1)).read_bytes())
     try:
         out = tmp_path / "m.csv"
         assert cli.main(["manifest", str(folder), "--out", str(out)]) == 0

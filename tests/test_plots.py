@@ -202,3 +202,24 @@ def test_gan_architecture_figure_shows_every_stage_with_its_shape():
     # discriminator's 5 stages and its 2 heads
     assert [sum(not t.get_text() for t in ax.texts) for ax in (generator, discriminator)] == [
         9 + 2 + 1, 4 + 2]
+
+
+def test_emotion_timeline_plots_each_window_at_its_centre_over_the_true_spans():
+    windows = [{"start": 0.0, "end": 3.0, "probabilities": {"neutral": 0.7, "angry": 0.3}},
+               {"start": 1.5, "end": 4.5, "probabilities": {"neutral": 0.4, "angry": 0.6}},
+               {"start": 5.0, "end": 6.0, "probabilities": {"neutral": 0.1, "angry": 0.9}}]
+    table = plots.timeline_table(windows)
+    assert table.index.tolist() == [1.5, 3.0, 5.5] and list(table.columns) == ["neutral", "angry"]
+    fig = plots.plot_emotion_timeline(windows, truth=[(0.0, 3.0, "neutral"),
+                                                      (3.0, 6.0, "angry")])
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["neutral", "angry"]
+    assert lines["angry"].get_xdata().tolist() == [1.5, 3.0, 5.5]
+    assert lines["angry"].get_ydata().tolist() == [0.3, 0.6, 0.9]
+    spans = [p.get_bbox() for p in ax.patches]
+    assert [(box.x0, box.x1) for box in spans] == [(0.0, 3.0), (3.0, 6.0)]
+    assert [t.get_text() for t in ax.texts] == ["neutral", "angry"]
+    assert ax.get_ylim() == (0.0, 1.0) and ax.get_xlabel() == "time (s)"
+    with pytest.raises(ValueError, match="no windows"):
+        plots.timeline_table([])
