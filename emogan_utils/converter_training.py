@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emogan_utils.checkpoint import save_checkpoint
+from emogan_utils.checkpoint import run_data, save_checkpoint
 from emogan_utils.config import check_settings
 from emogan_utils.contours import (CepstralStats, Contours,
                                    clip_contours, converter_inputs, training_targets)
-from emogan_utils.data import (corpus_fingerprint, corpus_labels, load_corpus, manifest_actors,
-                               manifest_split, select_actors, training_speakers)
+from emogan_utils.data import (Sources, corpus_labels, held_out_split, load_corpus, source_label,
+                               training_speakers)
 from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.losses import check_finite, converter_loss
 from emogan_utils.models import (ChangeClassifier, ContourConverter, ConverterConfig,
@@ -230,7 +230,7 @@ def evaluate_converter(model: ContourConverter, data: ContourSet,
     return float(np.mean(losses))
 
 
-def train_converter(data: str | os.PathLike | Sequence[str | os.PathLike],
+def train_converter(data: Sources,
                     config: ConverterTrainConfig = ConverterTrainConfig(),
                     train_actors: Sequence[int | str] | None = None,
                     val_actors: Sequence[int | str] = (),
@@ -244,20 +244,11 @@ def train_converter(data: str | os.PathLike | Sequence[str | os.PathLike],
     statistics come from the training actors only. ``allow_new_emotions`` keeps a manifest's
     emotions outside the known names as classes of their own."""
     table = load_corpus(data, allow_new_emotions=allow_new_emotions)
-    labels = corpus_labels(table)
+    labels, source = corpus_labels(table), source_label(data)
     if config.reference not in labels:
-        raise ValueError(f"{data}: no {config.reference} recordings to pair with (the corpus "
+        raise ValueError(f"{source}: no {config.reference} recordings to pair with (the corpus "
                          f"has {', '.join(labels)})")
-    actors = {int(a) for a in table["actor"]}
-    given_val, given_train = manifest_split(
-        table, select_actors(table, val_actors, data) or None,
-        select_actors(table, train_actors, data) if train_actors else None)
-    val_actors = [int(a) for a in given_val or ()]
-    held_out = set(val_actors) | set(manifest_actors(table, "test"))
-    train_actors = sorted({int(a) for a in given_train or actors} - held_out)
-    missing = sorted((set(train_actors) | set(val_actors)) - actors)
-    if missing or not train_actors:
-        raise ValueError(f"{data}: no recordings of actors {missing or train_actors} to train on")
+    train_actors, val_actors = held_out_split(table, val_actors, train_actors, source)
     config = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                    n_emotions=len(labels)))
     parts = {}
@@ -269,10 +260,8 @@ def train_converter(data: str | os.PathLike | Sequence[str | os.PathLike],
                               progress) if len(rows) else None
             for name, (rows, clips) in parts.items()}
     model, history = fit_converter(sets["train"], config, sets["val"], progress)
-    used = table[table["actor"].isin([*train_actors, *val_actors])]
-    provenance = {"train_actors": train_actors, "val_actors": val_actors,
+    provenance = {**run_data(table, data, train_actors, val_actors, labels),
                   **training_speakers(table, train_actors, val_actors),
-                  "corpus": corpus_fingerprint(used, data), "labels": list(labels),
                   "train_config": config.to_dict()}
     return TrainedConverter(model, stats, tuple(labels), history, provenance)
 

@@ -802,6 +802,31 @@ def split_actors(actors: Sequence[int], n_val: int = 2, n_test: int = 2, seed: i
     return Split(tuple(sorted(male + female)), tuple(sorted(val)), tuple(sorted(test)))
 
 
+def held_out_split(table: pd.DataFrame, val_actors: Sequence[int | str],
+                   train_actors: Sequence[int | str] | None,
+                   source: object) -> tuple[list[int], list[int]]:
+    """The training and validation actors of a translation model: ``val_actors`` (else a
+    manifest's ``val`` speakers) validate; ``train_actors`` (else a manifest's ``train``
+    speakers, else every other actor but a manifest's ``test`` ones) train. Speakers are
+    numbers or names (:func:`select_actors`); ValueError naming ``source`` (the corpus) if some
+    are not in it or none is left to train on."""
+    actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
+    given_val, given_train = manifest_split(
+        table, select_actors(table, val_actors, source) or None,
+        select_actors(table, train_actors, source) if train_actors else None)
+    val = [int(a) for a in given_val or ()]
+    held_out = set(val) | set(manifest_actors(table, "test"))
+    train = sorted({int(a) for a in given_train or actors} - held_out)
+    missing = sorted((set(train) | set(val)) - actors)
+    if missing:
+        raise ValueError(f"{source}: no recordings of actors {missing}")
+    if not train:
+        raise ValueError(f"{source}: no actors left to train on: the corpus has actors "
+                         f"{sorted(actors)}, all held out for validation or test; hold out "
+                         "fewer (--val-actors)")
+    return train, val
+
+
 def validation_actors(table: pd.DataFrame, n_val: int = 2, seed: int = 0) -> tuple[int, ...]:
     """Validation actors drawn from each corpus of ``table``: :func:`split_actors`'s
     gender-balanced ``n_val`` from every corpus of more than ``n_val`` speakers (a smaller one

@@ -19,8 +19,8 @@ from emogan_utils import distributed
 from emogan_utils.checkpoint import (check_resumable, load_checkpoint, load_weights,
                                      resumable_config, run_data, save_checkpoint)
 from emogan_utils.config import check_settings
-from emogan_utils.data import (EMOTIONS, Sources, load_corpus, manifest_actors, manifest_split,
-                               select_actors, source_label, training_labels, training_speakers)
+from emogan_utils.data import (EMOTIONS, Sources, held_out_split, load_corpus, source_label,
+                               training_labels, training_speakers)
 from emogan_utils.features import AudioConfig, Normalizer, corpus_features
 from emogan_utils.losses import check_finite, lsgan_loss, paired_l1
 from emogan_utils.models import (DiscriminatorConfig, GeneratorConfig, PatchDiscriminator,
@@ -315,20 +315,7 @@ def train_gan(data: Sources, checkpoint: str | os.PathLike,
     progress = progress and distributed.is_main()
     config = replace(config, generator=replace(config.generator, n_emotions=len(labels)),
                      discriminator=replace(config.discriminator, n_emotions=len(labels)))
-    actors = {int(a) for a in table["actor"]}  # plain ints: checkpoints load weights_only
-    given_val, given_train = manifest_split(
-        table, select_actors(table, val_actors, source) or None,
-        select_actors(table, train_actors, source) if train_actors else None)
-    val_actors = [int(a) for a in given_val or ()]
-    held_out = set(val_actors) | set(manifest_actors(table, "test"))
-    train_actors = sorted({int(a) for a in given_train or actors} - held_out)
-    missing = sorted((set(train_actors) | set(val_actors)) - actors)
-    if missing:
-        raise ValueError(f"{source}: no recordings of actors {missing}")
-    if not train_actors:
-        raise ValueError(f"{source}: no actors left to train on: the corpus has actors "
-                         f"{sorted(actors)}, all held out for validation or test; hold out "
-                         "fewer (--val-actors)")
+    train_actors, val_actors = held_out_split(table, val_actors, train_actors, source)
     parts = {}
     distributed.others_wait()  # rank 0 extracts the features first; the others read its cache
     for name, chosen in (("train", train_actors), ("val", val_actors)):
