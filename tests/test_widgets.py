@@ -236,7 +236,8 @@ def test_missing_checkpoints_explain_and_the_button_trains_what_is_missing(
 
 @pytest.mark.slow
 def test_a_corrupt_checkpoint_is_reported_in_the_widget(tmp_path, corpus, checkpoints):
-    shutil.copy(checkpoints / "classifier.pt", tmp_path / "classifier.pt")
+    for name in ("classifier.pt", "converter.pt"):
+        shutil.copy(checkpoints / name, tmp_path / name)
     (tmp_path / "gan.pt").write_bytes(b"not a checkpoint")
     box = emotion_switch(corpus, tmp_path, TINY)
     status = box.children[0].value
