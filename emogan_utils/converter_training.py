@@ -21,15 +21,14 @@ from tqdm.auto import tqdm
 
 from emogan_utils.checkpoint import run_data, save_checkpoint
 from emogan_utils.config import check_settings
-from emogan_utils.contours import (CepstralStats, Contours,
-                                   clip_contours, converter_inputs, training_targets)
+from emogan_utils.contours import (CepstralStats, Contours, aligned_positions, clip_contours,
+                                   converter_inputs, decimated, training_targets)
 from emogan_utils.data import (Sources, corpus_labels, held_out_split, load_corpus, source_label,
                                training_speakers)
 from emogan_utils.features import AudioConfig, load_audio
 from emogan_utils.losses import check_finite, converter_loss
 from emogan_utils.models import (ChangeClassifier, ContourConverter, ConverterConfig,
                                  converter_code)
-from emogan_utils.pairs import dtw_alignment
 from emogan_utils.runtime import seed_everything
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,12 @@ class ConverterTrainConfig:
     variance_weight: float = 1.0
     """Weight of matching each clip's spread of log-F0 and energy to the real target's, which
     keeps an L1-trained contour from flattening towards the average."""
-    emotion_weight: float = 0.0
-    """Weight of the emotion head's cross-entropy on converted changes
-    (:class:`~emogan_utils.models.ChangeClassifier`, trained alongside on real pairs); 0
-    trains on the distances to the real targets alone."""
+    emotion_weight: float = 0.3
+    """Weight of the emotion head's verdict (:class:`~emogan_utils.models.ChangeClassifier`,
+    trained alongside on real pairs): by how much its cross-entropy on the converted change
+    exceeds that on the real change, so the converter is pushed until the head hears the
+    target as surely as in the real recording, never further; 0 trains on the distances to
+    the real targets alone."""
     pairing: str = "reference"
     """``reference``: pairs to and from the reference emotion (neutral); ``all``: every two
     emotions of one sentence."""
@@ -128,9 +129,10 @@ def clip_pairs(table: pd.DataFrame, pairing: str = "reference",
 def corpus_contours(table: pd.DataFrame, audio: AudioConfig,
                     cache_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> list[Contours]:
-    """The contours of each recording of ``table`` (trimmed as in training), cached."""
-    return [clip_contours(load_audio(p, audio, fixed_length=False), audio.sample_rate,
-                          cache_dir=cache_dir)
+    """The contours of each recording of ``table`` (trimmed as in training) at the converter's
+    frame rate (:func:`~emogan_utils.contours.decimated`), cached."""
+    return [decimated(clip_contours(load_audio(p, audio, fixed_length=False), audio.sample_rate,
+                                    cache_dir=cache_dir))
             for p in tqdm(table["path"], desc="WORLD contours", unit="clip", disable=not progress)]
 
 
@@ -149,7 +151,7 @@ def contour_set(table: pd.DataFrame, clips: list[Contours], stats: CepstralStats
     for a, b in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="DTW", unit="pair",
                      disable=not progress):
         values, weight = training_targets(clips[a], clips[b],
-                                          dtw_alignment(standard[a], standard[b]), stats)
+                                          aligned_positions(standard[a], standard[b]), stats)
         targets.append(values)
         weights.append(weight)
     label = [list(labels).index(e) for e in table["emotion"]]
@@ -194,9 +196,11 @@ def fit_converter(train: ContourSet, config: ConverterTrainConfig,
             output = model(x, code)
             loss, _ = converter_loss(output, x, y, w, config.variance_weight)
             source, target, mask = code[:, :n], code[:, n:2 * n].argmax(1), w[:, 2]
-            if config.emotion_weight:
-                loss = loss + config.emotion_weight * nn.functional.cross_entropy(
-                    head(x, output, source, mask), target)
+            if config.emotion_weight:  # as sure of the target as the real change, not surer
+                converted, real = (nn.functional.cross_entropy(head(x, change, source, mask),
+                                                               target, reduction="none")
+                                   for change in (output, y))
+                loss = loss + config.emotion_weight * (converted - real.detach()).relu().mean()
             check_finite({"converter": loss.item()}, epoch + 1)
             optimiser.zero_grad()
             loss.backward()

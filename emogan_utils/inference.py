@@ -24,7 +24,8 @@ from emogan_utils.features import (AudioConfig, LogMel, Normalizer, active_frame
 from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.contours import (CONTOUR_WORLD, CepstralStats, Contours, apply_contours,
-                                   contours, converted_contours, converter_inputs, retime)
+                                   contours, converted_contours, converter_inputs, decimated,
+                                   retime, upsampled)
 from emogan_utils.models import (ClassifierConfig, ContourConverter, ConverterConfig,
                                  EmotionClassifier, EnsembleClassifier, GeneratorConfig,
                                  UNetGenerator, batched_logits, converter_code)
@@ -603,10 +604,11 @@ class ContourTranslator(SpeechModel):
         frames = self.analysis(wave)
         before = contours(frames)
         code = self.code(target, strength, source).to(self.device)
-        x = torch.from_numpy(converter_inputs(before, self.stats))[None].to(self.device)
+        x = torch.from_numpy(converter_inputs(decimated(before), self.stats))[None]
         with torch.no_grad():
-            output = self.model(x, code)[0].cpu().numpy()
-        after, durations = converted_contours(before, output, self.stats, strength)
+            output = self.model(x.to(self.device), code)[0].cpu().numpy()
+        after, durations = converted_contours(before, upsampled(output, before.n_frames),
+                                              self.stats, strength)
         return frames, before, after, durations
 
     def speech(self, wave: np.ndarray, target: str, strength: float = 1.0,
