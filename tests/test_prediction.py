@@ -56,9 +56,10 @@ def tone_classifier(tmp_path_factory, one_torch_thread):
     y, actors = np.array(labels), np.array(actors)
     normalizer = Normalizer.fit_standard(mel)
     x = standardize(mel, actors, "speaker", normalizer)
-    config = ClassifierTrainConfig(epochs=6, batch_size=8, progress=False, norm_mode="speaker",
-                                   model=ClassifierConfig(channels=16, n_blocks=1,
-                                                          attention_dim=8, n_classes=2))
+    config = ClassifierTrainConfig.quick(epochs=6, batch_size=8, progress=False,
+                                         norm_mode="speaker",
+                                         model=ClassifierConfig(channels=16, n_blocks=1,
+                                                                attention_dim=8, n_classes=2))
     train = actors < 4
     model, history = fit_classifier(x[train], y[train], x[~train], y[~train], config,
                                     labels=LABELS)
