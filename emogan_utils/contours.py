@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import librosa
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -258,8 +259,6 @@ def aligned_positions(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     ``(dims, T_t)`` it corresponds to: the DTW path with local slopes between 1/2 and 2
     (:data:`SLOPES`), interpolated between the frames the path visits; a plain DTW path where
     the lengths differ more than twofold."""
-    import librosa
-
     ratio = target.shape[1] / max(1, source.shape[1])
     steps = SLOPES if 0.5 < ratio < 2.0 else None
     kwargs = {} if steps is None else {"step_sizes_sigma": steps,

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from emogan_utils import storage
 from emogan_utils.config import EmoganError
-from emogan_utils.data import CorpusError, load_corpus
+from emogan_utils.data import load_corpus
 
 RAVDESS_URL = "https://zenodo.org/record/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
 """Zenodo record 1188976: the audio-only speech part of RAVDESS (24 actors, 1440 files, ~208 MB)."""
