@@ -119,7 +119,9 @@ def test_every_choice_is_computed_once(switch):
 def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
     computed = switch.engine.computed
     first = switch.vocoder.value
-    other = next(v for v in switch.engine.translator.vocoders if v != first)
+    # the GAN's other vocoder: the contours path plays through WORLD too, so its reconstruction
+    # is WORLD's (its translation differs: the next test)
+    other = next(v for v in ("griffin-lim", "world") if v != first)
     before = {name: bytes(switch.players[name].value) for name in ("reconstruction", "translation")}
     switch.vocoder.value = other
     assert computed == {"analysis": 2, "translation": 2}
@@ -134,6 +136,17 @@ def test_the_vocoder_toggle_switches_reconstruction_and_translation(switch):
     assert bytes(switch.players["translation"].value) == before["translation"]
     with pytest.raises(ValueError, match="vocoder"):
         switch.engine.result(switch.source, "sad", 1.0, "wavenet")
+
+
+@pytest.mark.slow
+def test_the_contours_path_is_offered_and_converts_otherwise_than_the_gan(switch):
+    assert switch.engine.translator.vocoders == ("contours", "world", "griffin-lim")
+    assert [value for _, value in switch.vocoder.options] == ["contours", "world", "griffin-lim"]
+    source = switch.source
+    contours, world = (switch.engine.result(source, "sad", 1.0, v) for v in ("contours", "world"))
+    np.testing.assert_array_equal(contours.reconstruction, world.reconstruction)  # both WORLD
+    assert contours.translation.shape != world.translation.shape or \
+        not np.allclose(contours.translation, world.translation)
 
 
 @pytest.mark.slow
