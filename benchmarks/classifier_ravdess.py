@@ -5,6 +5,7 @@
                                             [--model-seed S] [--[no-]prosody] [--speeds 0.9,1,1.1]
                                             [--ensemble N] [--channels C] [--blocks B]
                                             [--kernel K] [--lr LR] [--adversary W] [--tune]
+                                            [--single-clip SHARE] [--cross DIR] [--joint DIR]
                                             [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
@@ -24,6 +25,13 @@ statistics (each clip taken as a speaker of its own). Default data: real RAVDESS
 (``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the configured corpus. Default
 settings: ``train-classifier``'s (``ClassifierTrainConfig``'s defaults); ``--plain`` is the
 earlier baseline (:data:`PLAIN`) and the ingredient flags change either.
+
+Other corpora: ``--cross DIR`` also scores each fold's model on every clip of another corpus it
+never heard (``cross_single_accuracy`` through ``predict``, ``cross_speaker_accuracy`` with each
+speaker's statistics of all their clips). ``--joint DIR`` trains each fold on that corpus too,
+its utterances (TESS's words) split into the same number of folds: fold ``k`` holds out the
+``k``-th share of the words, of every speaker, and scores them (``joint_*``), while the RAVDESS
+figures stay comparable with a run without it.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ import torch
 from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classifier,
                                               train_classifier)
 from emogan_utils.config import Paths, real_ravdess
-from emogan_utils.data import Split, fold_split, load_corpus, split_actors
+from emogan_utils.data import Split, fold_split, load_corpus, split_actors, write_manifest
 from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.features import Normalizer
 from emogan_utils.inference import Classifier, load_classifier, predict
@@ -89,6 +97,10 @@ def main() -> None:
                              "(for choosing settings)")
     parser.add_argument("--enrol", type=int, default=4,
                         help="unlabelled clips of the speaker for enrolled_accuracy (default 4)")
+    parser.add_argument("--single-clip", type=float, dest="single_clip",
+                        help="share of training examples standardised as a single clip")
+    parser.add_argument("--cross", help="another corpus to score each fold's model on, unseen")
+    parser.add_argument("--joint", help="another corpus to train on too, by held-out utterances")
     parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
                         "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
@@ -97,7 +109,8 @@ def main() -> None:
         real_ravdess() if real_ravdess().is_dir() else default_corpus())
     changes = {k: v for k, v in (("epochs", args.epochs), ("norm_mode", args.norm),
                                  ("ensemble", args.ensemble), ("lr", args.lr),
-                                 ("speaker_adversary", args.adversary)) if v is not None}
+                                 ("speaker_adversary", args.adversary),
+                                 ("single_clip", args.single_clip)) if v is not None}
     if args.prosody is not None:
         changes["prosody"] = args.prosody
     if args.speeds:
@@ -112,6 +125,9 @@ def main() -> None:
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, **shape))
     table = load_corpus(data)
     actors = sorted(table["actor"].unique().tolist())
+    cross = load_corpus(args.cross) if args.cross else None
+    joint = load_corpus(args.joint) if args.joint else None
+    held_words = utterance_folds(joint, K, args.seed) if joint is not None else None
     cache = Paths.from_env().cache
 
     rows, saved = [], {}
@@ -124,8 +140,15 @@ def main() -> None:
             split = fold_split(actors, K, fold, n_val=2, seed=args.seed)
             if args.tune:
                 split = tuning_split(split, seed=args.seed + fold)
+            sources, train_speakers = data, list(split.train)
+            if joint is not None:
+                held = joint["utterance"].isin(held_words[fold])
+                sources = [data, write_manifest(joint[~held], Path(tmp) / f"joint{fold}.csv")]
+                train_speakers += sorted(f"{c}/{s}" for c, s in set(
+                    zip(joint["corpus"], joint["speaker"])))
             start = time.perf_counter()
-            trained = train_classifier(data, split.val, split.train, config, cache_dir=cache)
+            trained = train_classifier(sources, split.val, train_speakers, config,
+                                       cache_dir=cache)
             seconds = time.perf_counter() - start
             path = save_classifier(Path(tmp) / f"fold{fold}.pt", trained)
             classifier = load_classifier(path)
@@ -148,6 +171,12 @@ def main() -> None:
                     mel, test["actor"].to_numpy(np.int64))
             member_acc = [accuracy(labels, saved[f"member{k}_probs{fold}"].argmax(1))
                           for k in range(len(members))]
+            other = {}
+            if cross is not None:
+                other.update(other_corpus(classifier, cross, cache, "cross"))
+            if joint is not None:
+                other.update(other_corpus(classifier, joint[joint["utterance"].isin(
+                    held_words[fold])], cache, "joint"))
             rows.append({"fold": fold, "test_actors": list(split.test),
                          "accuracy": report["accuracy"], "uar": report["uar"],
                          "single_clip_accuracy": single, "single_clip_raw_accuracy": raw,
@@ -155,10 +184,12 @@ def main() -> None:
                          "own_clip_accuracy": own,
                          "epochs_run": len(trained.history["epoch"]),
                          "best_epoch": trained.history["best_epoch"], "seconds": seconds,
-                         "member_accuracy": member_acc})
+                         "member_accuracy": member_acc, **other})
             print(f"{fold:>4} {','.join(map(str, split.test)):<16} {report['accuracy']:6.3f} "
                   f"{report['uar']:6.3f} {single:6.3f} {enrolled:6.3f} {rows[-1]['epochs_run']:>7} "
-                  f"{rows[-1]['best_epoch']:>5} {seconds:8.1f}", flush=True)
+                  f"{rows[-1]['best_epoch']:>5} {seconds:8.1f}"
+                  + "".join(f" {k} {v:.3f}" for k, v in other.items() if k.endswith("accuracy")),
+                  flush=True)
 
     if args.save:
         np.savez_compressed(args.save, **saved)
@@ -192,6 +223,8 @@ def main() -> None:
         "enrolled_accuracy_std": float(enrolled.std()), "enrol_clips": args.enrol,
         "own_clip_accuracy_mean": float(own.mean()),
         "train_seconds_mean": float(seconds.mean()), "recall": pooled["recall"],
+        **{f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in rows[0]
+           if k.startswith(("cross_", "joint_")) and k.endswith("accuracy")},
         "config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "device": str(pick_device(config.device)), "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}))
@@ -200,6 +233,33 @@ def main() -> None:
 def _top(probabilities: dict[str, float]) -> str:
     """The most probable emotion."""
     return max(probabilities, key=probabilities.get)
+
+
+def other_corpus(classifier: Classifier, table, cache: Path, name: str) -> dict:
+    """Accuracy on another corpus's clips: each clip alone through ``predict``
+    (``<name>_single_accuracy``), and with each speaker's statistics of all the clips given
+    (``<name>_speaker_accuracy``), with the per-emotion recall of the single clips. A clip of
+    an emotion the model lacks counts as wrong."""
+    truth = np.array([classifier.labels.index(e) if e in classifier.labels else -1
+                      for e in table["emotion"]])
+    single = np.array([classifier.labels.index(_top(predict(file, classifier)))
+                       for file in table["path"]])
+    mel, kept = classifier.corpus_inputs(table, cache, progress=False)
+    kept_truth = np.array([classifier.labels.index(e) if e in classifier.labels else -1
+                           for e in kept["emotion"]])
+    speaker = classifier.probabilities(mel, kept["actor"].to_numpy(np.int64)).argmax(1)
+    recall = {e: float(np.mean(single[truth == k] == k)) for k, e in enumerate(classifier.labels)
+              if (truth == k).any()}
+    return {f"{name}_single_accuracy": float(np.mean(single == truth)),
+            f"{name}_speaker_accuracy": float(np.mean(speaker == kept_truth)),
+            f"{name}_single_recall": recall, f"{name}_clips": int(len(table))}
+
+
+def utterance_folds(table, k: int, seed: int) -> list[list[str]]:
+    """A corpus's utterances (e.g. TESS's words) shuffled and dealt into ``k`` folds."""
+    words = sorted(table["utterance"].astype(str).unique())
+    order = np.random.default_rng(seed).permutation(len(words))
+    return [[words[i] for i in part] for part in np.array_split(order, k)]
 
 
 def enrolled_predictions(classifier: Classifier, mel: np.ndarray, actors: np.ndarray,

@@ -25,7 +25,8 @@ from emogan_utils.data import (EMOTIONS, Sources, Split, load_corpus, manifest_a
                                manifest_split, select_actors, source_label, speaker_ids,
                                training_labels, validation_actors)
 from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
-from emogan_utils.inputs import NORM_MODES, corpus_inputs, input_channels, standardize
+from emogan_utils.inputs import (NORM_MODES, corpus_inputs, input_channels, level_matched,
+                                 standardize)
 from emogan_utils.losses import check_finite, classifier_loss
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
                                  batched_logits)
@@ -71,6 +72,12 @@ class ClassifierTrainConfig:
     speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
     """Speed perturbation: the training clips once sped up by each factor (each copy of an
     actor standardised as a speaker of its own); validation is at 1 only."""
+    single_clip: float = 0.0
+    """Share of the training examples shown, each time they are drawn, as a single clip of an
+    unknown speaker is judged (:func:`~emogan_utils.inference.judge`): scaled to the training
+    clips' median speech level (:func:`~emogan_utils.inputs.level_matched`) and standardised
+    with the training statistics instead of their speaker's. 0 trains on per-speaker
+    statistics alone."""
     speaker_adversary: float = 0.3
     """Weight of the gradient reversal behind an adversarial head that learns which training
     speaker (each sped-up copy its own) a clip is from, so that the model unlearns speaker
@@ -86,12 +93,16 @@ class ClassifierTrainConfig:
         check_settings({"epochs": (self.epochs, 1), "batch_size": (self.batch_size, 2),
                         "lr": (self.lr, 1e-12), "weight_decay": (self.weight_decay, 0),
                         "mixup": (self.mixup, 0), "label_smoothing": (self.label_smoothing, 0),
+                        "single_clip": (self.single_clip, 0),
                         "speaker_adversary": (self.speaker_adversary, 0)},
                        "classifier training: ")
         if self.norm_mode not in NORM_MODES:
             raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {self.norm_mode!r}")
         if not self.speeds or 1.0 not in self.speeds or min(self.speeds) <= 0:
             raise ValueError(f"speeds must be positive and include 1, got {self.speeds}")
+        if self.single_clip > 1:
+            raise ValueError(f"single_clip is a share of the examples, at most 1, got "
+                             f"{self.single_clip}")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
 
@@ -154,7 +165,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    checkpoint: str | os.PathLike | None = None, resume: bool = False,
                    stop_after: int | None = None, audio: AudioConfig = AudioConfig(),
                    data: dict | None = None, labels: Sequence[str] = EMOTIONS,
-                   speakers: np.ndarray | None = None) -> tuple[EmotionClassifier, dict]:
+                   speakers: np.ndarray | None = None,
+                   x_single: np.ndarray | None = None) -> tuple[EmotionClassifier, dict]:
     """Train on normalised log-mels; return the best model on validation and the history.
 
     The history holds per-epoch lists (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
@@ -166,6 +178,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     would. ``stop_after`` ends this call after that many epochs (the best model so far is
     returned). ``speakers`` (each training example's speaker, ``0 .. model.n_speakers - 1``)
     trains the model's adversarial speaker head, with ``config.speaker_adversary`` as weight.
+    ``x_single`` (the training examples as a single clip is standardised, in ``x_train``'s
+    order) replaces a ``config.single_clip`` share of each batch's examples, drawn anew.
 
     Under ``torchrun`` (:mod:`emogan_utils.distributed`) each process trains on its shard of
     every batch (``batch_size`` is the global batch), gradients and batch-norm statistics are
@@ -188,6 +202,11 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     if adversary and (speakers is None or len(speakers) != len(y_train)):
         raise ValueError("the adversarial speaker head needs each training example's speaker")
     s_train_t = torch.as_tensor(speakers) if adversary else None
+    mixed = config.single_clip > 0
+    if mixed and (x_single is None or x_single.shape != x_train.shape):
+        raise ValueError("single-clip training needs each training example standardised as a "
+                         "single clip (x_single, shaped like x_train)")
+    x_single_t = torch.as_tensor(x_single) if mixed else None
     y_val_t = torch.as_tensor(y_val)
     run = {"history": {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
                                        "val_acc", "lr", "seconds")},
@@ -222,7 +241,11 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             index = order[begin:begin + batch_size]
             if len(index) * distributed.world_size() < 2:
                 continue  # batch norm needs two examples
-            x, y = augment(x_train_t[index], config).to(device), y_train_t[index].to(device)
+            x = x_train_t[index]
+            if mixed:
+                alone = torch.rand(len(index), generator=generator) < config.single_clip
+                x = torch.where(alone[:, None, None], x_single_t[index], x)
+            x, y = augment(x, config).to(device), y_train_t[index].to(device)
             s = s_train_t[index].to(device) if adversary else None
             with autocast(device, dtype):
                 logits, loss = classifier_loss(net, x, y, config.mixup, config.label_smoothing,
@@ -332,6 +355,7 @@ def train_classifier(data: Sources, val_actors: Sequence[int | str] | None = Non
     x = {part: standardize(mel[rows], speakers[rows], config.norm_mode, normalizer, audio=audio)
          for part, rows in (("train", train), ("val", val))}
     x_train, y_train, actor_copies = [x["train"]], [targets[train]], [speakers[train]]
+    x_single = [_as_single_clips(mel[train], level, normalizer, config, audio)]
     for speed in (s for s in config.speeds if s != 1.0):
         faster, rows = corpus_inputs(table[train], audio, cache_dir, config.progress,
                                      config.prosody, speed)
@@ -339,9 +363,11 @@ def train_classifier(data: Sources, val_actors: Sequence[int | str] | None = Non
         # speaker is with theirs
         x_train.append(standardize(faster, rows["actor"].to_numpy(np.int64), config.norm_mode,
                                    normalizer, audio=audio))
+        x_single.append(_as_single_clips(faster, level, normalizer, config, audio))
         y_train.append(rows["label"].to_numpy(np.int64))
         actor_copies.append(rows["actor"].to_numpy(np.int64))
     x_train, y_train = np.concatenate(x_train), np.concatenate(y_train)
+    x_single = np.concatenate(x_single) if config.single_clip > 0 else None
     s_train = _speaker_ids(actor_copies) if config.speaker_adversary > 0 else None
     # TrainedClassifier.config describes the model trained
     config = replace(config, model=replace(
@@ -353,7 +379,8 @@ def train_classifier(data: Sources, val_actors: Sequence[int | str] | None = Non
         model, history = fit_classifier(x_train, y_train, x["val"], targets[val],
                                         replace(config, seed=config.seed + k),
                                         _member_run(checkpoint, k), resume, audio=audio,
-                                        data=provenance, labels=labels, speakers=s_train)
+                                        data=provenance, labels=labels, speakers=s_train,
+                                        x_single=x_single)
         members.append(model)
         histories.append(history)
     for k in range(1, config.ensemble):  # the caller removes its own run state
@@ -365,6 +392,16 @@ def train_classifier(data: Sources, val_actors: Sequence[int | str] | None = Non
     history = {**histories[0], "members": histories[1:]}
     return TrainedClassifier(EnsembleClassifier(members), normalizer, config, history,
                              split.train, split.val, labels, *_names(named, split), level)
+
+
+def _as_single_clips(mel: np.ndarray, level_db: float, normalizer: Normalizer,
+                     config: ClassifierTrainConfig, audio: AudioConfig) -> np.ndarray | None:
+    """Training inputs as a single clip of an unknown speaker is judged: level-matched to
+    ``level_db`` and standardised with ``normalizer``; None unless ``config.single_clip``."""
+    if config.single_clip <= 0:
+        return None
+    return standardize(level_matched(mel, level_db, audio), None, "global", normalizer,
+                       audio=audio)
 
 
 def _names(named: dict[int, str], split: Split) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -388,7 +388,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                  ("norm_mode", args.norm), ("batch_size", args.batch_size),
                                  ("ensemble", args.ensemble), ("prosody", args.prosody),
-                                 ("speaker_adversary", args.speaker_adversary))
+                                 ("speaker_adversary", args.speaker_adversary),
+                                 ("single_clip", args.single_clip))
                if v is not None}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
     out = Path(args.out)
@@ -626,6 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the adversarial speaker head that pushes speaker identity "
                         "out of the model, 0 for none (default {classifier.speaker_adversary}, "
                         "--quick {classifier_quick.speaker_adversary})")
+    p.add_argument("--single-clip", type=float, metavar="SHARE",
+                   help="share of training examples shown as a single clip of an unknown "
+                        "speaker is judged (level-matched, training statistics), 0 for none "
+                        "(default {classifier.single_clip})")
     p.add_argument("--actors", help="training speakers, e.g. 1-18 or YAF,OAF (default: all but "
                                     "--val-actors)")
     p.add_argument("--val-actors", help="validation speakers, e.g. 1,2 or OAF (default: two, "

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from emogan_utils.features import (AudioConfig, FeatureCache, Normalizer, corpus_features,
                                    fit_per_speaker, load_audio, log_mel, normalize_per_speaker,
-                                   speech_mask, speed_variant)
+                                   speech_level_db, speech_mask, speed_variant)
 from emogan_utils.world import WorldConfig, f0_contour
 
 PROSODY_CHANNELS = ("log_f0", "voicing", "energy")
@@ -77,6 +77,28 @@ def silence_padding(x: np.ndarray, raw: np.ndarray, audio: AudioConfig) -> np.nd
         tracks = x[:, audio.n_mels:]
         tracks[np.broadcast_to(padding[:, None, :], tracks.shape)] = 0.0
     return x
+
+
+def level_matched(inputs: np.ndarray, target_db: float,
+                  audio: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Classifier inputs ``(N, channels, T)`` in dB as if each clip had been scaled to the
+    active-speech level ``target_db`` before analysis (:func:`~emogan_utils.features.match_level`,
+    what a single clip gets before it is judged): the mel bands and the energy track of its
+    sound frames move by the same number of dB, clamped at the floor; log-F0 and voicing keep
+    their values. Exact but for bands that were at the floor, which stay there."""
+    inputs = np.asarray(inputs, np.float32)
+    mel = inputs[:, :audio.n_mels]
+    shift = (target_db - speech_level_db(mel, audio.db_floor)).astype(np.float32)[:, None, None]
+    sound = speech_mask(mel, audio.db_floor)[:, None, :]
+    out = inputs.copy()
+    moved = [slice(0, audio.n_mels)]
+    if inputs.shape[1] > audio.n_mels:
+        energy = audio.n_mels + PROSODY_CHANNELS.index("energy")
+        moved.append(slice(energy, energy + 1))
+    for part in moved:
+        out[:, part] = np.where(sound, np.maximum(inputs[:, part] + shift, audio.db_floor),
+                                inputs[:, part])
+    return out
 
 
 NORM_MODES = ("speaker", "global")

@@ -15,13 +15,14 @@ from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
                                               save_classifier, train_classifier)
 from emogan_utils.data import load_corpus
-from emogan_utils.features import (AudioConfig, Normalizer, log_mel, prepare_waveform,
-                                   speed_perturb)
+from emogan_utils.features import (AudioConfig, Normalizer, log_mel, match_level,
+                                   prepare_waveform, speech_level_db, speed_perturb)
 from emogan_utils.evaluate import classifier_judge
 from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.inference import load_classifier, predict
 from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
-                                 prosody_tracks, silence_padding)
+                                 level_matched, prosody_tracks, silence_padding,
+                                 waveform_inputs)
 from emogan_utils.models import ClassifierConfig, EmotionClassifier, EnsembleClassifier
 
 from conftest import tone
@@ -253,20 +254,22 @@ def test_train_classifier_command_trains_the_field_defaults_and_quick_stays_smal
     assert "speaker_adversary must be a finite number >= 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command, option, field", [
-    ("train-classifier", "--ensemble", "ensemble"), ("train-classifier", "--epochs", "epochs"),
-    ("train-classifier", "--speaker-adversary", "speaker_adversary"),
-    ("train-gan", "--epochs", "epochs"), ("train-gan", "--cls-weight", "w_cls")])
-def test_training_help_states_the_settings_dataclasses_defaults(command, option, field,
+@pytest.mark.parametrize("command, option, field, value", [
+    ("train-classifier", "--ensemble", "ensemble", 7),
+    ("train-classifier", "--epochs", "epochs", 7),
+    ("train-classifier", "--speaker-adversary", "speaker_adversary", 7.0),
+    ("train-classifier", "--single-clip", "single_clip", 0.7),
+    ("train-gan", "--epochs", "epochs", 7), ("train-gan", "--cls-weight", "w_cls", 7.0)])
+def test_training_help_states_the_settings_dataclasses_defaults(command, option, field, value,
                                                                  monkeypatch, capsys):
     preset = ClassifierTrainConfig if command == "train-classifier" else GANTrainConfig
-    changed = {field: type(getattr(preset(), field))(7)}  # a value no help text hard-codes
+    changed = {field: value}  # a value no help text hard-codes
     monkeypatch.setattr(preset, "__init__", _with_defaults(preset.__init__, changed))
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     start = help_text.rindex(option + " ")  # its entry, after the usage line
-    assert "(default 7" in help_text[start:help_text.index("--", start + len(option) + 1)]
+    assert f"(default {value}" in help_text[start:help_text.index("--", start + len(option) + 1)]
 
 
 def _with_defaults(init, changed: dict):
@@ -274,3 +277,47 @@ def _with_defaults(init, changed: dict):
     def patched(self, *args, **kwargs):
         init(self, *args, **{**changed, **kwargs})
     return patched
+
+
+def test_level_matched_inputs_are_those_of_the_clip_scaled_to_the_level():
+    wave = prepare_waveform(_voice(180.0, 1.5), 16000, AUDIO)
+    inputs = waveform_inputs(wave[None], AUDIO, prosody=True)
+    target = float(speech_level_db(inputs[:, :AUDIO.n_mels])[0]) - 17.0
+    matched = level_matched(inputs, target, AUDIO)
+    scaled = waveform_inputs(match_level(wave, target, AUDIO)[None], AUDIO, prosody=True)
+    assert speech_level_db(matched[:, :AUDIO.n_mels])[0] == pytest.approx(
+        speech_level_db(scaled[:, :AUDIO.n_mels])[0], abs=0.05)
+    energy = AUDIO.n_mels + PROSODY_CHANNELS.index("energy")
+    above = scaled > AUDIO.db_floor + 1.0  # bands the shift left clear of the floor
+    for channels in (slice(0, AUDIO.n_mels), slice(energy, energy + 1)):
+        np.testing.assert_allclose(matched[:, channels][above[:, channels]],
+                                   scaled[:, channels][above[:, channels]], atol=0.05)
+    np.testing.assert_array_equal(matched[:, AUDIO.n_mels:energy], inputs[:, AUDIO.n_mels:energy])
+
+
+@pytest.mark.slow
+def test_single_clip_training_shows_clips_level_matched_with_the_training_statistics(
+        tiny_corpus, tmp_path, monkeypatch):
+    config = ClassifierTrainConfig.quick(epochs=1, batch_size=8, progress=False, model=SMALL,
+                                         prosody=True, single_clip=0.5)
+    fit, seen = classifier_training.fit_classifier, {}
+
+    def watched(*args, x_single=None, **kwargs):
+        seen.update(x_train=args[0], x_single=x_single)
+        return fit(*args, x_single=x_single, **kwargs)
+
+    monkeypatch.setattr(classifier_training, "fit_classifier", watched)
+    for k, clip in enumerate(sorted((tiny_corpus / "Actor_01").iterdir())):  # levels 0 to -21 dB
+        wave, rate = sf.read(clip, dtype="float32")
+        sf.write(clip, wave * 10.0 ** (-3.0 * k / 20.0), rate)
+    trained = train_classifier(tiny_corpus, [2], [1], config, cache_dir=tmp_path / "cache")
+    assert seen["x_single"].shape == seen["x_train"].shape
+    raw = trained.normalizer.inverse(seen["x_single"])[:, :AUDIO.n_mels]
+    # within a dB of the training level (bands at the floor stay there), from 21 dB apart
+    np.testing.assert_allclose(speech_level_db(raw), trained.speech_level_db, atol=1.0)
+    assert not np.allclose(seen["x_single"], seen["x_train"])  # not the speaker statistics
+    with pytest.raises(ValueError, match="standardised as a single clip"):
+        fit(seen["x_train"], np.zeros(len(seen["x_train"]), np.int64), seen["x_train"][:2],
+            np.zeros(2, np.int64), trained.config)
+    with pytest.raises(ValueError, match="single_clip"):
+        ClassifierTrainConfig(single_clip=1.5)
