@@ -6,6 +6,7 @@
                                             [--ensemble N] [--channels C] [--blocks B]
                                             [--kernel K] [--lr LR] [--adversary W] [--tune]
                                             [--single-clip SHARE] [--cross DIR] [--joint DIR]
+                                            [--egemaps]
                                             [--save FILE.npz]
 
 Each fold's actors are the test set, two of the others validate (early stopping, learning rate)
@@ -32,6 +33,10 @@ speaker's statistics of all their clips). ``--joint DIR`` trains each fold on th
 its utterances (TESS's words) split into the same number of folds: fold ``k`` holds out the
 ``k``-th share of the words, of every speaker, and scores them (``joint_*``), while the RAVDESS
 figures stay comparable with a run without it.
+
+``--egemaps`` measures what the eGeMAPS functionals add: an SVM on them (standardised per
+speaker) trained on each fold's training actors, alone (``egemaps_accuracy``) and with its
+probabilities averaged with the CNN's (``fused_accuracy``), both with all the speaker's clips.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
 from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors, write_manifest
 from emogan_utils.evaluate import accuracy, classification_report
+from emogan_utils.egemaps import EgemapsJudge, corpus_egemaps, per_speaker
 from emogan_utils.features import Normalizer
 from emogan_utils.inference import Classifier, load_classifier, predict
 from emogan_utils.models import ClassifierConfig
@@ -101,6 +107,8 @@ def main() -> None:
                         help="share of training examples standardised as a single clip")
     parser.add_argument("--cross", help="another corpus to score each fold's model on, unseen")
     parser.add_argument("--joint", help="another corpus to train on too, by held-out utterances")
+    parser.add_argument("--egemaps", action="store_true",
+                        help="also score an eGeMAPS SVM alone and fused with the CNN")
     parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
                         "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
@@ -172,6 +180,9 @@ def main() -> None:
             member_acc = [accuracy(labels, saved[f"member{k}_probs{fold}"].argmax(1))
                           for k in range(len(members))]
             other = {}
+            if args.egemaps:
+                other.update(egemaps_fusion(split.select(table, "train"), test, probs,
+                                            classifier, cache))
             if cross is not None:
                 other.update(other_corpus(classifier, cross, cache, "cross"))
             if joint is not None:
@@ -253,6 +264,20 @@ def other_corpus(classifier: Classifier, table, cache: Path, name: str) -> dict:
     return {f"{name}_single_accuracy": float(np.mean(single == truth)),
             f"{name}_speaker_accuracy": float(np.mean(speaker == kept_truth)),
             f"{name}_single_recall": recall, f"{name}_clips": int(len(table))}
+
+
+def egemaps_fusion(train, test, probs: np.ndarray, classifier: Classifier, cache: Path) -> dict:
+    """Accuracy of an eGeMAPS SVM trained on ``train`` on ``test`` (each speaker standardised
+    with all their clips), alone and averaged with the CNN's probabilities ``probs``."""
+    features = {name: corpus_egemaps(part, classifier.audio, cache / "egemaps", progress=False)
+                for name, part in (("train", train), ("test", test))}
+    judge = EgemapsJudge.fit(features["train"], train["actor"].to_numpy(), train["emotion"],
+                             classifier.labels, probability=True)
+    actors = test["actor"].to_numpy()
+    svm = judge.probabilities(features["test"], actors, per_speaker(features["test"], actors))
+    labels = np.array([classifier.labels.index(e) for e in test["emotion"]])
+    return {"egemaps_accuracy": accuracy(labels, svm.argmax(1)),
+            "fused_accuracy": accuracy(labels, (svm + probs).argmax(1))}
 
 
 def utterance_folds(table, k: int, seed: int) -> list[list[str]]:

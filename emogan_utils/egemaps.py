@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -109,18 +110,30 @@ class EgemapsJudge:
 
     @classmethod
     def fit(cls, features: np.ndarray, speakers: Sequence, emotions: Sequence[str],
-            labels: Sequence[str], seed: int = 0) -> "EgemapsJudge":
+            labels: Sequence[str], seed: int = 0,
+            probability: bool = False) -> "EgemapsJudge":
         """Train on ``features`` ``(N, 88)`` of clips of ``speakers`` with ``emotions``; each
-        speaker is standardised with the statistics of their own clips."""
+        speaker is standardised with the statistics of their own clips. ``probability``
+        calibrates the SVM's scores into probabilities (sigmoid, cross-validated), for
+        :meth:`probabilities`; it trains slower and predicts by the calibrated scores."""
         x = standardised(features, speakers, per_speaker(features, speakers))
         y = np.array([list(labels).index(e) for e in emotions])
         if len(set(y.tolist())) < 2:
             raise ValueError("the eGeMAPS judge needs clips of at least two emotions")
-        model = make_pipeline(StandardScaler(), SVC(C=1.0, kernel="rbf", class_weight="balanced",
-                                                    random_state=seed))
+        svm = SVC(C=1.0, kernel="rbf", class_weight="balanced", random_state=seed)
+        model = make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, ensemble=False)
+                              if probability else svm)
         return cls(model.fit(x, y), tuple(labels))
 
     def predict(self, features: np.ndarray, speakers: Sequence, stats: dict) -> np.ndarray:
         """Label indices of clips whose speakers' statistics are ``stats``
         (:func:`per_speaker` of unlabelled clips of the same speakers)."""
         return self.model.predict(standardised(features, speakers, stats))
+
+    def probabilities(self, features: np.ndarray, speakers: Sequence, stats: dict) -> np.ndarray:
+        """``(N, len(labels))`` emotion probabilities, as :meth:`predict` standardises; needs a
+        judge fitted with ``probability``."""
+        proba = self.model.predict_proba(standardised(features, speakers, stats))
+        out = np.zeros((len(proba), len(self.labels)))
+        out[:, self.model.classes_] = proba
+        return out

@@ -18,6 +18,7 @@ from emogan_utils.converter_training import (ConverterTrainConfig, clip_pairs, s
                                              train_converter)
 from emogan_utils.cues import VARIANTS, cue_variants
 from emogan_utils.data import load_corpus, ravdess_name
+from emogan_utils.egemaps import N_FUNCTIONALS, EgemapsJudge, per_speaker
 from emogan_utils.evaluate import active_level_db, egemaps_judge, fit_egemaps_judge, transfer
 from emogan_utils.features import AudioConfig
 from emogan_utils.inference import ContourTranslator
@@ -248,3 +249,21 @@ def test_cue_variants_carry_the_component_they_name():
     assert len(variants["target F0 contour"]) == len(source)
     for name in ("target timing + F0, source timbre", "global statistics only"):
         assert len(variants[name]) == pytest.approx(len(target), rel=0.02), name
+
+
+def test_egemaps_judge_probabilities_are_calibrated_scores_of_its_emotions():
+    rng = np.random.default_rng(0)
+    labels = ("neutral", "happy", "angry")
+    centres = rng.normal(0, 3, (3, N_FUNCTIONALS))
+    emotions = np.repeat([0, 1, 2], 20)
+    features = centres[emotions] + rng.normal(0, 1, (60, N_FUNCTIONALS))
+    speakers = np.tile([1, 2], 30)
+    judge = EgemapsJudge.fit(features, speakers, [labels[e] for e in emotions], labels,
+                             probability=True)
+    probs = judge.probabilities(features, speakers, per_speaker(features, speakers))
+    assert probs.shape == (60, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert np.mean(probs.argmax(1) == emotions) > 0.9
+    with pytest.raises(AttributeError):  # an uncalibrated judge has no probabilities
+        EgemapsJudge.fit(features, speakers, [labels[e] for e in emotions], labels
+                         ).probabilities(features, speakers, per_speaker(features, speakers))
