@@ -26,7 +26,7 @@ from emogan_utils.data import (EMOTIONS, Sources, Split, load_corpus, manifest_a
                                training_labels, validation_actors)
 from emogan_utils.features import AudioConfig, Normalizer, speech_level_db
 from emogan_utils.inputs import (NORM_MODES, corpus_inputs, input_channels, level_matched,
-                                 standardize, with_view)
+                                 standardize)
 from emogan_utils.losses import check_finite, classifier_loss
 from emogan_utils.models import (ClassifierConfig, EmotionClassifier, EnsembleClassifier,
                                  batched_logits)
@@ -76,9 +76,8 @@ class ClassifierTrainConfig:
     """Share of the training examples shown, each time they are drawn, as a single clip of an
     unknown speaker is judged (:func:`~emogan_utils.inference.judge`): scaled to the training
     clips' median speech level (:func:`~emogan_utils.inputs.level_matched`) and standardised
-    with the training statistics instead of their speaker's. The model then reads one more
-    channel that says which of the two an input is (:func:`~emogan_utils.inputs.with_view`).
-    0 trains on per-speaker statistics alone."""
+    with the training statistics instead of their speaker's. 0 trains on per-speaker
+    statistics alone."""
     speaker_adversary: float = 0.3
     """Weight of the gradient reversal behind an adversarial head that learns which training
     speaker (each sped-up copy its own) a clip is from, so that the model unlearns speaker
@@ -120,8 +119,8 @@ class ClassifierTrainConfig:
     def for_audio(self, audio: AudioConfig) -> "ClassifierTrainConfig":
         """These settings with the model sized for ``audio``'s log-mels and, if read, the
         prosody tracks (what training uses)."""
-        return replace(self, model=replace(self.model, n_mels=input_channels(
-            audio, self.prosody, view=self.single_clip > 0)))
+        return replace(self, model=replace(self.model,
+                                           n_mels=input_channels(audio, self.prosody)))
 
 
 @dataclass
@@ -208,9 +207,6 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         raise ValueError("single-clip training needs each training example standardised as a "
                          "single clip (x_single, shaped like x_train)")
     x_single_t = torch.as_tensor(x_single) if mixed else None
-    if mixed and x_single.shape[1] + 1 != config.model.n_mels:
-        raise ValueError(f"single-clip training: the model reads {config.model.n_mels} channels, "
-                         f"the inputs have {x_single.shape[1]} and a view channel")
     y_val_t = torch.as_tensor(y_val)
     run = {"history": {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
                                        "val_acc", "lr", "seconds")},
@@ -248,12 +244,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             x = x_train_t[index]
             if mixed:
                 alone = torch.rand(len(index), generator=generator) < config.single_clip
-                x = torch.as_tensor(with_view(augment(
-                    torch.where(alone[:, None, None], x_single_t[index], x), config).numpy(),
-                    alone.numpy()))
-            else:
-                x = augment(x, config)
-            x, y = x.to(device), y_train_t[index].to(device)
+                x = torch.where(alone[:, None, None], x_single_t[index], x)
+            x, y = augment(x, config).to(device), y_train_t[index].to(device)
             s = s_train_t[index].to(device) if adversary else None
             with autocast(device, dtype):
                 logits, loss = classifier_loss(net, x, y, config.mixup, config.label_smoothing,
@@ -270,8 +262,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             [total_loss, correct, len(order)], device)
         val_loss = val_acc = None
         if distributed.is_main():  # the other ranks take its figures
-            val_logits = batched_logits(model, with_view(x_val, False) if mixed else x_val,
-                                        device, dtype=dtype)
+            val_logits = batched_logits(model, x_val, device, dtype=dtype)
             val_loss = nn.functional.cross_entropy(val_logits, y_val_t).item()
             val_acc = (val_logits.argmax(1) == y_val_t).float().mean().item()
         val_loss, val_acc = distributed.broadcast((val_loss, val_acc))
@@ -445,7 +436,6 @@ def save_classifier(path: str | os.PathLike, trained: TrainedClassifier,
         audio=audio, normalizer=trained.normalizer,
         extra={"history": trained.history, "norm_mode": trained.config.norm_mode,
                "prosody": trained.config.prosody,
-               "view_channel": trained.config.single_clip > 0,
                "ensemble": len(getattr(trained.model, "members", [trained.model])),
                "train_actors": list(trained.train_actors),
                "val_actors": list(trained.val_actors),

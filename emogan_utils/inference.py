@@ -21,7 +21,7 @@ from emogan_utils.features import (AudioConfig, LogMel, Normalizer, active_frame
                                    frame_energy_db, load_audio, log_mel,
                                    match_level, prepare_waveform, require_speech,
                                    speech_segments, stack_fixed_length, window_starts)
-from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs, with_view
+from emogan_utils.inputs import corpus_inputs, standardize, waveform_inputs
 from emogan_utils.inversion import griffin_lim
 from emogan_utils.contours import (CONTOUR_WORLD, CepstralStats, Contours, apply_contours,
                                    contours, converted_contours, converter_inputs, decimated,
@@ -54,9 +54,6 @@ class Classifier:
     """The emotions of the outputs, in order (the training corpus's label set)."""
     prosody: bool = False
     """Whether the model reads the prosody tracks under the log-mels (:mod:`emogan_utils.inputs`)."""
-    view_channel: bool = False
-    """Whether the model also reads how its input was standardised
-    (:func:`~emogan_utils.inputs.with_view`): trained on single clips and speakers alike."""
 
     def inputs(self, waves: np.ndarray) -> np.ndarray:
         """What :meth:`probabilities` takes, of model-rate waveforms ``(N, samples)``."""
@@ -81,8 +78,6 @@ class Classifier:
         """
         x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer,
                         speakers, self.audio)
-        if self.view_channel:
-            x = with_view(x, not (self.norm_mode == "speaker" and actors is not None))
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
 
     def seen_actors(self, table: pd.DataFrame) -> list[int]:
@@ -109,12 +104,10 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     device = pick_device(str(device) if device is not None else None)
     extra = payload["extra"]
     members, prosody = extra.get("ensemble", 1), extra.get("prosody", False)
-    view = extra.get("view_channel", False)
     weights = payload["state"].get("model")
     tensors = len(weights) if isinstance(weights, dict) else 1  # each member has some
     if isinstance(members, bool) or not isinstance(members, int) \
-            or not 1 <= members <= max(tensors, 1) or not isinstance(prosody, bool) \
-            or not isinstance(view, bool):
+            or not 1 <= members <= max(tensors, 1) or not isinstance(prosody, bool):
         raise CheckpointError(f"{path}: not a readable emogan checkpoint (ensemble {members!r}, "
                               f"prosody {prosody!r})")
 
@@ -130,7 +123,7 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
                               f"outputs but {len(payload['labels'])} emotion labels)")
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
                       extra.get("norm_mode", "global"), device, Path(path), extra,
-                      tuple(payload["labels"]), prosody, view)
+                      tuple(payload["labels"]), prosody)
 
 
 Audio = str | os.PathLike | np.ndarray | torch.Tensor

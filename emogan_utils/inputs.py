@@ -37,10 +37,9 @@ F0_REFERENCE_HZ = 55.0
 """0 semitones on the log-F0 track (A1, below any speaking voice)."""
 
 
-def input_channels(audio: AudioConfig, prosody: bool, view: bool = False) -> int:
-    """Channels of the classifier's input: the mel bands, plus the prosody tracks if read, plus
-    the view channel (:func:`with_view`) of a model trained on single clips too."""
-    return audio.n_mels + (len(PROSODY_CHANNELS) if prosody else 0) + int(view)
+def input_channels(audio: AudioConfig, prosody: bool) -> int:
+    """Channels of the classifier's input: the mel bands, plus the prosody tracks if read."""
+    return audio.n_mels + (len(PROSODY_CHANNELS) if prosody else 0)
 
 
 def prosody_world(audio: AudioConfig) -> WorldConfig:
@@ -100,15 +99,6 @@ def level_matched(inputs: np.ndarray, target_db: float,
         out[:, part] = np.where(sound, np.maximum(inputs[:, part] + shift, audio.db_floor),
                                 inputs[:, part])
     return out
-
-
-def with_view(x: np.ndarray, single: bool | np.ndarray) -> np.ndarray:
-    """Standardised inputs ``(N, channels, T)`` with one more channel that tells the model how
-    each was standardised: 1 where ``single`` (a single clip: level-matched, training
-    statistics), 0 for its speaker's own statistics."""
-    flag = np.broadcast_to(np.asarray(single, np.float32).reshape(-1, 1, 1),
-                           (len(x), 1, x.shape[-1]))
-    return np.concatenate([np.asarray(x, np.float32), flag], axis=1)
 
 
 NORM_MODES = ("speaker", "global")

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emogan_utils import classifier_training, cli, inference
+from emogan_utils import classifier_training, cli
 from emogan_utils.checkpoint import save_checkpoint
 from emogan_utils.classifier_training import (ClassifierTrainConfig, TrainedClassifier,
                                               save_classifier, train_classifier)
@@ -22,7 +22,7 @@ from emogan_utils.gan_training import GANTrainConfig
 from emogan_utils.inference import load_classifier, predict
 from emogan_utils.inputs import (F0_REFERENCE_HZ, PROSODY_CHANNELS, corpus_inputs,
                                  level_matched, prosody_tracks, silence_padding,
-                                 waveform_inputs, with_view)
+                                 waveform_inputs)
 from emogan_utils.models import ClassifierConfig, EmotionClassifier, EnsembleClassifier
 
 from conftest import tone
@@ -279,15 +279,6 @@ def _with_defaults(init, changed: dict):
     return patched
 
 
-def test_the_view_channel_says_how_each_input_was_standardised():
-    x = np.random.default_rng(0).normal(size=(3, 5, 7)).astype(np.float32)
-    viewed = with_view(x, np.array([True, False, True]))
-    assert viewed.shape == (3, 6, 7) and viewed.dtype == np.float32
-    np.testing.assert_array_equal(viewed[:, :5], x)
-    np.testing.assert_array_equal(viewed[:, 5, 0], [1.0, 0.0, 1.0])
-    assert (with_view(x, False)[:, 5] == 0).all()
-
-
 def test_level_matched_inputs_are_those_of_the_clip_scaled_to_the_level():
     wave = prepare_waveform(_voice(180.0, 1.5), 16000, AUDIO)
     inputs = waveform_inputs(wave[None], AUDIO, prosody=True)
@@ -326,16 +317,8 @@ def test_single_clip_training_shows_clips_level_matched_with_the_training_statis
     np.testing.assert_allclose(speech_level_db(raw), trained.speech_level_db, atol=1.0)
     assert not np.allclose(seen["x_single"], seen["x_train"])  # not the speaker statistics
     loaded = load_classifier(save_classifier(tmp_path / "clf.pt", trained))
-    assert loaded.view_channel and loaded.model.config.n_mels == AUDIO.n_mels + 3 + 1
     clip = sorted((tiny_corpus / "Actor_02").iterdir())[3]
     assert sum(predict(clip, loaded).values()) == pytest.approx(1.0, abs=1e-5)
-    mel = loaded.corpus_inputs(load_corpus(tiny_corpus), progress=False)[0]
-    seen_views = []
-    monkeypatch.setattr(inference, "with_view",
-                        lambda x, single: seen_views.append(single) or with_view(x, single))
-    loaded.probabilities(mel, [1] * len(mel))
-    loaded.probabilities(mel)
-    assert seen_views == [False, True]  # speaker statistics, then a single clip's
     with pytest.raises(ValueError, match="standardised as a single clip"):
         fit(seen["x_train"], np.zeros(len(seen["x_train"]), np.int64), seen["x_train"][:2],
             np.zeros(2, np.int64), trained.config)
