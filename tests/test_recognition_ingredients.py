@@ -321,6 +321,6 @@ def test_single_clip_training_shows_clips_level_matched_with_the_training_statis
     assert sum(predict(clip, loaded).values()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="standardised as a single clip"):
         fit(seen["x_train"], np.zeros(len(seen["x_train"]), np.int64), seen["x_train"][:2],
-            np.zeros(2, np.int64), trained.config)
+            np.zeros(2, np.int64), trained.config, x_single=seen["x_single"][:, :, :-1])
     with pytest.raises(ValueError, match="single_clip"):
         ClassifierTrainConfig(single_clip=1.5)
