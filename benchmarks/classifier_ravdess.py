@@ -21,8 +21,10 @@ standardised with the statistics of all their clips, as ``evaluate-classifier`` 
 statistics, the clip scaled to the training clips' speech level, whole-clip windows), as for
 one file of an unknown speaker; ``single_clip_raw_accuracy`` the same without the level
 matching; ``enrolled_accuracy`` each clip with the statistics of ``--enrol`` other unlabelled
-clips of its speaker (``predict --reference``); and ``own_clip_accuracy`` with each clip's own
-statistics (each clip taken as a speaker of its own). Default data: real RAVDESS
+clips of its speaker, averaged with its verdict alone for a model trained on single clips, as
+``predict --reference`` judges (``enrolled_statistics_accuracy``: the statistics alone); and
+``own_clip_accuracy`` with each clip's own statistics (each clip taken as a speaker of its
+own). Default data: real RAVDESS
 (``EMOGAN_RAVDESS``, default ../shared/ravdess/16k), else the configured corpus. Default
 settings: ``train-classifier``'s (``ClassifierTrainConfig``'s defaults); ``--plain`` is the
 earlier baseline (:data:`PLAIN`) and the ingredient flags change either.
@@ -62,6 +64,7 @@ from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.egemaps import EgemapsJudge, corpus_egemaps, per_speaker
 from emogan_utils.features import Normalizer
 from emogan_utils.inference import Classifier, load_classifier, predict
+from emogan_utils.inputs import level_matched
 from emogan_utils.models import ClassifierConfig
 from emogan_utils.runtime import pick_device
 from emogan_utils.synth import default_corpus
@@ -168,8 +171,12 @@ def main() -> None:
             single, raw = (accuracy(labels, [classifier.labels.index(_top(
                 predict(file, classifier, level=level))) for file in test["path"]])
                 for level in (True, False))
-            enrolled = accuracy(labels, enrolled_predictions(classifier, mel, test["actor"],
-                                                             args.enrol, args.seed + fold))
+            statistics = enrolled_probabilities(classifier, mel, test["actor"], args.enrol,
+                                                args.seed + fold)
+            alone = classifier.probabilities(level_matched(mel, classifier.speech_level_db,
+                                                           classifier.audio))
+            enrolled = accuracy(labels, (statistics + alone if classifier.knows_single_clips
+                                         else statistics).argmax(1))
             own = accuracy(labels, classifier.probabilities(mel, np.arange(len(mel))).argmax(1))
             saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
             members = getattr(classifier.model, "members", [])
@@ -192,6 +199,8 @@ def main() -> None:
                          "accuracy": report["accuracy"], "uar": report["uar"],
                          "single_clip_accuracy": single, "single_clip_raw_accuracy": raw,
                          "enrolled_accuracy": enrolled,
+                         "enrolled_statistics_accuracy": accuracy(labels,
+                                                                  statistics.argmax(1)),
                          "own_clip_accuracy": own,
                          "epochs_run": len(trained.history["epoch"]),
                          "best_epoch": trained.history["best_epoch"], "seconds": seconds,
@@ -287,18 +296,18 @@ def utterance_folds(table, k: int, seed: int) -> list[list[str]]:
     return [[words[i] for i in part] for part in np.array_split(order, k)]
 
 
-def enrolled_predictions(classifier: Classifier, mel: np.ndarray, actors: np.ndarray,
-                         clips: int, seed: int) -> np.ndarray:
-    """Each clip's label standardised with the statistics of ``clips`` other clips of its
-    speaker, drawn at random (unlabelled: any emotion), as ``predict --reference`` does."""
+def enrolled_probabilities(classifier: Classifier, mel: np.ndarray, actors: np.ndarray,
+                           clips: int, seed: int) -> np.ndarray:
+    """Each clip's probabilities standardised with the statistics of ``clips`` other clips of
+    its speaker, drawn at random (unlabelled: any emotion), as ``predict --reference`` does."""
     rng = np.random.default_rng(seed)
     actors = np.asarray(actors)
-    out = np.empty(len(mel), np.int64)
+    out = np.empty((len(mel), len(classifier.labels)))
     for i in range(len(mel)):
         others = np.flatnonzero((actors == actors[i]) & (np.arange(len(mel)) != i))
         chosen = rng.choice(others, size=min(clips, len(others)), replace=False)
         speaker = Normalizer.fit_standard(mel[chosen], classifier.audio.db_floor)
-        out[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0].argmax()
+        out[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0]
     return out
 
 

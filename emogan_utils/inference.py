@@ -86,6 +86,14 @@ class Classifier:
         return seen_actors(self.extra, table)
 
     @property
+    def knows_single_clips(self) -> bool:
+        """Whether training showed it single clips (``ClassifierTrainConfig.single_clip``), so
+        that it judges a clip alone, with the training statistics, as well as with its
+        speaker's."""
+        share = self.extra.get("train_config", {}).get("single_clip", 0.0)
+        return isinstance(share, (int, float)) and not isinstance(share, bool) and share > 0
+
+    @property
     def speech_level_db(self) -> float:
         """The training clips' typical active-speech level (median, dB of the log-mel), to
         which a single clip is scaled; for checkpoints that do not record it, the mean level of
@@ -236,21 +244,30 @@ def judge(audio: Audio, checkpoint: str | os.PathLike | Classifier,
     :data:`~emogan_utils.features.ACTIVE_DB` of the loudest).
 
     With ``reference`` (clips of the same speaker, or their :func:`reference_statistics`) a
-    ``speaker``-mode classifier standardises with that speaker's statistics. Without it, the
-    training speakers' statistics stand in; then, with ``level``, the clip is first scaled to
-    the training clips' typical active-speech level (:attr:`Classifier.speech_level_db`), so
-    that how loud it was recorded does not decide its emotion.
+    ``speaker``-mode classifier standardises with that speaker's statistics; one that
+    :attr:`~Classifier.knows_single_clips` averages that with its verdict on the clip alone
+    (a few clips give noisy statistics: on RAVDESS's tuning actors the average scored 68 %
+    against 63 % for the statistics alone). Without it, the training speakers' statistics stand
+    in; then, with ``level``, the clip is first scaled to the training clips' typical
+    active-speech level (:attr:`Classifier.speech_level_db`), so that how loud it was recorded
+    does not decide its emotion.
     """
     classifier = checkpoint if isinstance(checkpoint, Classifier) else load_classifier(checkpoint)
     speaker = reference if isinstance(reference, Normalizer) or not len(reference) else \
         reference_statistics(reference, classifier, sample_rate, hop)
     wave = _model_rate_wave(audio, classifier, sample_rate)
-    if level and not isinstance(speaker, Normalizer):
-        wave = match_level(wave, classifier.speech_level_db, classifier.audio)
+    alone = wave if not level else match_level(wave, classifier.speech_level_db,
+                                               classifier.audio)
+    if not isinstance(speaker, Normalizer):
+        wave = alone
     starts, stops, windows = _windows(wave, classifier.audio, hop)
     x = classifier.inputs(windows)
     if isinstance(speaker, Normalizer):
         probs = classifier.probabilities(x, [0] * len(x), {0: speaker})
+        if classifier.knows_single_clips:
+            by_itself = classifier.inputs(stack_fixed_length(
+                [alone[a:b] for a, b in zip(starts, stops)], windows.shape[-1]))
+            probs = (probs + classifier.probabilities(by_itself)) / 2
     else:
         probs = classifier.probabilities(x)
     mel = x[:, :classifier.audio.n_mels]

@@ -57,7 +57,7 @@ def tone_classifier(tmp_path_factory, one_torch_thread):
     normalizer = Normalizer.fit_standard(mel)
     x = standardize(mel, actors, "speaker", normalizer)
     config = ClassifierTrainConfig.quick(epochs=6, batch_size=8, progress=False,
-                                         norm_mode="speaker",
+                                         norm_mode="speaker", single_clip=0.0,
                                          model=ClassifierConfig(channels=16, n_blocks=1,
                                                                 attention_dim=8, n_classes=2))
     train = actors < 4
@@ -159,6 +159,21 @@ def test_reference_clips_of_the_speaker_give_their_statistics(tone_classifier, t
                      "--reference", *map(str, paths[1:])]) == 0
     printed = json.loads(capsys.readouterr().out)["predictions"][0]["probabilities"]
     assert printed == pytest.approx(enrolled, abs=1e-3)
+
+
+def test_an_enrolled_clip_is_judged_with_the_statistics_and_alone_by_a_model_that_knows_both(
+        tone_classifier):
+    plain = load_classifier(tone_classifier)
+    settings = {**plain.extra["train_config"], "single_clip": 0.25}
+    both = dataclasses.replace(plain, extra={**plain.extra, "train_config": settings})
+    assert both.knows_single_clips and not plain.knows_single_clips
+    reference = [neutral(seed=7, amplitude=0.02), angry(seed=7, amplitude=0.1)]
+    clip = angry(seed=8, amplitude=0.03)
+    statistics, alone = predict(clip, plain, RATE, reference), predict(clip, plain, RATE)
+    assert max(abs(statistics[e] - alone[e]) for e in LABELS) > 0.05  # the two views differ
+    blended = predict(clip, both, RATE, reference)
+    assert blended == pytest.approx({e: (statistics[e] + alone[e]) / 2 for e in LABELS},
+                                    abs=2e-3)
 
 
 def test_reference_clips_need_a_speaker_mode_classifier(tone_classifier, tmp_path):
