@@ -36,9 +36,11 @@ its utterances (TESS's words) split into the same number of folds: fold ``k`` ho
 ``k``-th share of the words, of every speaker, and scores them (``joint_*``), while the RAVDESS
 figures stay comparable with a run without it.
 
-``--egemaps`` measures what the eGeMAPS functionals add: an SVM on them (standardised per
-speaker) trained on each fold's training actors, alone (``egemaps_accuracy``) and with its
-probabilities averaged with the CNN's (``fused_accuracy``), both with all the speaker's clips.
+``--egemaps`` trains the classifier's eGeMAPS branch too (``train-classifier --egemaps``):
+``accuracy`` and ``enrolled_accuracy`` are then the CNN's and the branch's verdicts averaged,
+as ``evaluate-classifier`` and ``predict --reference`` judge, and ``cnn_accuracy`` and
+``egemaps_accuracy`` each alone, with all the speaker's clips (single clips are the CNN's
+alone).
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
 from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors, write_manifest
 from emogan_utils.evaluate import accuracy, classification_report
-from emogan_utils.egemaps import EgemapsJudge, corpus_egemaps, per_speaker
+from emogan_utils.egemaps import centred, corpus_egemaps
 from emogan_utils.features import Normalizer
-from emogan_utils.inference import Classifier, load_classifier, predict
+from emogan_utils.inference import Classifier, corpus_probabilities, load_classifier, predict
 from emogan_utils.inputs import level_matched
 from emogan_utils.models import ClassifierConfig
 from emogan_utils.runtime import pick_device
@@ -111,7 +113,7 @@ def main() -> None:
     parser.add_argument("--cross", help="another corpus to score each fold's model on, unseen")
     parser.add_argument("--joint", help="another corpus to train on too, by held-out utterances")
     parser.add_argument("--egemaps", action="store_true",
-                        help="also score an eGeMAPS SVM alone and fused with the CNN")
+                        help="train the eGeMAPS branch beside the CNN")
     parser.add_argument("--save", help="write each fold's test probabilities here (.npz), so "
                         "that ensembles of runs can be scored without retraining")
     args = parser.parse_args()
@@ -127,7 +129,7 @@ def main() -> None:
     if args.speeds:
         changes["speeds"] = tuple(float(s) for s in args.speeds.split(","))
     changes.update(seed=args.seed if args.model_seed is None else args.model_seed, amp=args.amp,
-                   progress=False)
+                   progress=False, **({"egemaps": True} if args.egemaps else {}))
     if args.plain:
         changes = {**PLAIN, **changes}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
@@ -166,17 +168,16 @@ def main() -> None:
             mel, test = classifier.corpus_inputs(split.select(table, "test"), cache,
                                                  progress=False)
             labels = test["label"].to_numpy(np.int64)
-            probs = classifier.probabilities(mel, test["actor"].to_numpy(np.int64))
+            probs = corpus_probabilities(classifier, test, cache, progress=False)[0]
+            features = (None if classifier.functionals is None else corpus_egemaps(
+                test, classifier.audio, cache / "egemaps", progress=False))
             report = classification_report(labels, probs.argmax(1))
             single, raw = (accuracy(labels, [classifier.labels.index(_top(
                 predict(file, classifier, level=level))) for file in test["path"]])
                 for level in (True, False))
-            statistics = enrolled_probabilities(classifier, mel, test["actor"], args.enrol,
-                                                args.seed + fold)
-            alone = classifier.probabilities(level_matched(mel, classifier.speech_level_db,
-                                                           classifier.audio))
-            enrolled = accuracy(labels, (statistics + alone if classifier.knows_single_clips
-                                         else statistics).argmax(1))
+            statistics, enrolled = enrolled_probabilities(classifier, mel, test["actor"],
+                                                          args.enrol, args.seed + fold, features)
+            enrolled = accuracy(labels, enrolled.argmax(1))
             own = accuracy(labels, classifier.probabilities(mel, np.arange(len(mel))).argmax(1))
             saved.update({f"probs{fold}": probs, f"labels{fold}": labels})
             members = getattr(classifier.model, "members", [])
@@ -187,9 +188,14 @@ def main() -> None:
             member_acc = [accuracy(labels, saved[f"member{k}_probs{fold}"].argmax(1))
                           for k in range(len(members))]
             other = {}
-            if args.egemaps:
-                other.update(egemaps_fusion(split.select(table, "train"), test, probs,
-                                            classifier, cache))
+            if features is not None:
+                speakers = test["actor"].to_numpy(np.int64)
+                branch = classifier.functional_probabilities(centred(features, speakers))
+                saved.update({f"cnn_probs{fold}": classifier.probabilities(mel, speakers),
+                              f"egemaps_probs{fold}": branch, f"egemaps{fold}": features,
+                              f"actors{fold}": speakers})
+                other.update(cnn_accuracy=accuracy(labels, saved[f"cnn_probs{fold}"].argmax(1)),
+                             egemaps_accuracy=accuracy(labels, branch.argmax(1)))
             if cross is not None:
                 other.update(other_corpus(classifier, cross, cache, "cross"))
             if joint is not None:
@@ -275,20 +281,6 @@ def other_corpus(classifier: Classifier, table, cache: Path, name: str) -> dict:
             f"{name}_single_recall": recall, f"{name}_clips": int(len(table))}
 
 
-def egemaps_fusion(train, test, probs: np.ndarray, classifier: Classifier, cache: Path) -> dict:
-    """Accuracy of an eGeMAPS SVM trained on ``train`` on ``test`` (each speaker standardised
-    with all their clips), alone and averaged with the CNN's probabilities ``probs``."""
-    features = {name: corpus_egemaps(part, classifier.audio, cache / "egemaps", progress=False)
-                for name, part in (("train", train), ("test", test))}
-    judge = EgemapsJudge.fit(features["train"], train["actor"].to_numpy(), train["emotion"],
-                             classifier.labels, probability=True)
-    actors = test["actor"].to_numpy()
-    svm = judge.probabilities(features["test"], actors, per_speaker(features["test"], actors))
-    labels = np.array([classifier.labels.index(e) for e in test["emotion"]])
-    return {"egemaps_accuracy": accuracy(labels, svm.argmax(1)),
-            "fused_accuracy": accuracy(labels, (svm + probs).argmax(1))}
-
-
 def utterance_folds(table, k: int, seed: int) -> list[list[str]]:
     """A corpus's utterances (e.g. TESS's words) shuffled and dealt into ``k`` folds."""
     words = sorted(table["utterance"].astype(str).unique())
@@ -297,18 +289,29 @@ def utterance_folds(table, k: int, seed: int) -> list[list[str]]:
 
 
 def enrolled_probabilities(classifier: Classifier, mel: np.ndarray, actors: np.ndarray,
-                           clips: int, seed: int) -> np.ndarray:
-    """Each clip's probabilities standardised with the statistics of ``clips`` other clips of
-    its speaker, drawn at random (unlabelled: any emotion), as ``predict --reference`` does."""
+                           clips: int, seed: int, features: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip judged with ``clips`` other clips of its speaker, drawn at random (unlabelled:
+    any emotion): the probabilities with their statistics alone, and as ``predict
+    --reference`` judges (averaged with the clip alone for a model trained on single clips,
+    then with the eGeMAPS branch on ``features`` centred on the clips' mean, if it has one)."""
     rng = np.random.default_rng(seed)
     actors = np.asarray(actors)
-    out = np.empty((len(mel), len(classifier.labels)))
+    statistics = np.empty((len(mel), len(classifier.labels)))
+    branch = np.zeros_like(statistics)
     for i in range(len(mel)):
         others = np.flatnonzero((actors == actors[i]) & (np.arange(len(mel)) != i))
         chosen = rng.choice(others, size=min(clips, len(others)), replace=False)
         speaker = Normalizer.fit_standard(mel[chosen], classifier.audio.db_floor)
-        out[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0]
-    return out
+        statistics[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0]
+        if features is not None:
+            branch[i] = classifier.functional_probabilities(
+                features[i:i + 1] - features[chosen].mean(axis=0))[0]
+    judged = statistics
+    if classifier.knows_single_clips:
+        judged = (judged + classifier.probabilities(
+            level_matched(mel, classifier.speech_level_db, classifier.audio))) / 2
+    return statistics, judged if features is None else (judged + branch) / 2
 
 
 def tuning_split(split: Split, seed: int) -> Split:

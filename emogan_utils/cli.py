@@ -389,7 +389,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
                                  ("norm_mode", args.norm), ("batch_size", args.batch_size),
                                  ("ensemble", args.ensemble), ("prosody", args.prosody),
                                  ("speaker_adversary", args.speaker_adversary),
-                                 ("single_clip", args.single_clip))
+                                 ("single_clip", args.single_clip), ("egemaps", args.egemaps))
                if v is not None}
     config = (ClassifierTrainConfig.quick if args.quick else ClassifierTrainConfig)(**changes)
     out = Path(args.out)
@@ -631,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of training examples shown as a single clip of an unknown "
                         "speaker is judged (level-matched, training statistics), 0 for none "
                         "(default {classifier.single_clip})")
+    p.add_argument("--egemaps", action=argparse.BooleanOptionalAction,
+                   help="also train an eGeMAPS branch, averaged with the CNN where the speaker "
+                        "is known (evaluate-classifier, predict --reference); about 0.1 s a "
+                        "clip more, once (default {classifier.egemaps})")
     p.add_argument("--actors", help="training speakers, e.g. 1-18 or YAF,OAF (default: all but "
                                     "--val-actors)")
     p.add_argument("--val-actors", help="validation speakers, e.g. 1,2 or OAF (default: two, "

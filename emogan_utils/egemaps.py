@@ -1,6 +1,7 @@
-"""A second emotion judge, of another model family than the CNN: the 88 eGeMAPS functionals
-(openSMILE's Geneva minimalistic acoustic parameter set, extended) of each clip, standardised
-per speaker, and a support-vector machine on them.
+"""The 88 eGeMAPS functionals (openSMILE's Geneva minimalistic acoustic parameter set,
+extended) of a clip, cached per corpus and centred per speaker for the classifier's eGeMAPS
+branch; and a second emotion judge, of another model family than the CNN: a support-vector
+machine on the functionals standardised per speaker.
 
 A conversion trained to please the package's own classifier can learn cues only that
 classifier hears; a judge that sees hand-made acoustic statistics through a different model
@@ -15,17 +16,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
 from emogan_utils import storage
 from emogan_utils.features import AudioConfig, load_audio, trim_silence
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 N_FUNCTIONALS = 88
 
@@ -101,11 +102,25 @@ def standardised(features: np.ndarray, speakers: Sequence, stats: dict) -> np.nd
     return np.stack([stats[s](row) for row, s in zip(features, speakers)])
 
 
+def speaker_means(features: np.ndarray, speakers: Sequence) -> dict:
+    """Each speaker's mean functionals over their rows of ``features``."""
+    speakers = np.asarray(speakers)
+    return {s: features[speakers == s].mean(axis=0) for s in np.unique(speakers)}
+
+
+def centred(features: np.ndarray, speakers: Sequence, means: dict | None = None) -> np.ndarray:
+    """Each row minus its speaker's mean functionals (``means``, by default the mean of the
+    speaker's rows here): what the classifier's eGeMAPS branch reads. Unlike a
+    standardisation, a mean is steady over the four clips a speaker may be enrolled with."""
+    means = speaker_means(features, speakers) if means is None else means
+    return np.asarray(features, np.float64) - np.stack([means[s] for s in speakers])
+
+
 @dataclass
 class EgemapsJudge:
     """An RBF support-vector machine on per-speaker standardised eGeMAPS functionals."""
 
-    model: Pipeline
+    model: "Pipeline"
     labels: tuple[str, ...]
 
     @classmethod
@@ -116,6 +131,11 @@ class EgemapsJudge:
         speaker is standardised with the statistics of their own clips. ``probability``
         calibrates the SVM's scores into probabilities (sigmoid, cross-validated), for
         :meth:`probabilities`; it trains slower and predicts by the calibrated scores."""
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
         x = standardised(features, speakers, per_speaker(features, speakers))
         y = np.array([list(labels).index(e) for e in emotions])
         if len(set(y.tolist())) < 2:

@@ -19,7 +19,8 @@ from emogan_utils.data import EMOTIONS, corpus_labels, emotion_id, translation_i
 from emogan_utils.egemaps import EgemapsJudge, corpus_egemaps, egemaps, per_speaker
 from emogan_utils.features import (AudioConfig, Normalizer, fit_per_speaker, load_audio, log_mel,
                                    prepare_waveform)
-from emogan_utils.inference import Classifier, ContourTranslator, Translator
+from emogan_utils.inference import (Classifier, ContourTranslator, Translator,
+                                    corpus_probabilities)
 from emogan_utils.inversion import reconstruct
 from emogan_utils.world import WorldConfig, analyze, coded_mel_cepstra
 
@@ -77,17 +78,16 @@ def evaluate_classifier(classifier: Classifier, table: pd.DataFrame,
     """:func:`classification_report` of a classifier on the clips of a corpus table.
 
     In ``speaker`` mode each actor is standardised with the statistics of their own clips in
-    ``table`` (unlabelled, as in speaker-independent evaluation).
+    ``table`` (unlabelled, as in speaker-independent evaluation); an eGeMAPS branch's verdict
+    is averaged in (:func:`~emogan_utils.inference.corpus_probabilities`).
     """
     if table.empty:
         raise ValueError("no clips to evaluate the classifier on")
     check_labels(classifier.path, classifier.labels, corpus_labels(table))
-    mel, table = classifier.corpus_inputs(table, cache_dir, progress)
+    probs, table = corpus_probabilities(classifier, table, cache_dir, progress)
     truth = np.array([classifier.labels.index(e) for e in table["emotion"]], np.int64)
-    actors = table["actor"].to_numpy(np.int64)
-    report = classification_report(truth, classifier.probabilities(mel, actors).argmax(axis=1),
-                                   classifier.labels)
-    report["actors"] = sorted(set(actors.tolist()))
+    report = classification_report(truth, probs.argmax(axis=1), classifier.labels)
+    report["actors"] = sorted(set(table["actor"].astype(int).tolist()))
     return report
 
 

@@ -17,6 +17,7 @@ import torch
 from emogan_utils.checkpoint import CheckpointError, build_model, load_checkpoint
 from emogan_utils.config import DEFAULT_VOCODER, VOCODERS
 from emogan_utils.data import EMOTIONS, emotion_name, seen_actors
+from emogan_utils.egemaps import centred, corpus_egemaps, egemaps
 from emogan_utils.features import (AudioConfig, LogMel, Normalizer, active_frames,
                                    frame_energy_db, load_audio, log_mel,
                                    match_level, prepare_waveform, require_speech,
@@ -27,8 +28,9 @@ from emogan_utils.contours import (CONTOUR_WORLD, CepstralStats, Contours, apply
                                    contours, converted_contours, converter_inputs, decimated,
                                    retime, upsampled)
 from emogan_utils.models import (ClassifierConfig, ContourConverter, ConverterConfig,
-                                 EmotionClassifier, EnsembleClassifier, GeneratorConfig,
-                                 UNetGenerator, batched_logits, converter_code)
+                                 EmotionClassifier, EnsembleClassifier, FunctionalsClassifier,
+                                 FunctionalsConfig, GeneratorConfig, UNetGenerator,
+                                 batched_logits, converter_code)
 from emogan_utils.prosody import (EmotionProsody, ProsodyShift, apply_prosody,
                                   clip_prosody, convert_f0, remaining_semitones, stretch_mel)
 from emogan_utils.runtime import pick_device
@@ -54,6 +56,10 @@ class Classifier:
     """The emotions of the outputs, in order (the training corpus's label set)."""
     prosody: bool = False
     """Whether the model reads the prosody tracks under the log-mels (:mod:`emogan_utils.inputs`)."""
+    functionals: FunctionalsClassifier | None = None
+    """The eGeMAPS branch, if it was trained (``ClassifierTrainConfig.egemaps``): where a clip's
+    speaker is known its verdict is averaged with the CNN's (:func:`judge`,
+    :func:`corpus_probabilities`)."""
 
     def inputs(self, waves: np.ndarray) -> np.ndarray:
         """What :meth:`probabilities` takes, of model-rate waveforms ``(N, samples)``."""
@@ -79,6 +85,15 @@ class Classifier:
         x = standardize(np.asarray(mel_db, np.float32), actors, self.norm_mode, self.normalizer,
                         speakers, self.audio)
         return torch.softmax(batched_logits(self.model, x, self.device), dim=1).numpy()
+
+    def functional_probabilities(self, centred_functionals: np.ndarray) -> np.ndarray:
+        """Emotion probabilities ``(N, len(labels))`` of the eGeMAPS branch, of functionals
+        ``(N, 88)`` minus their speaker's mean (:func:`~emogan_utils.egemaps.centred`)."""
+        if self.functionals is None:
+            raise ValueError(f"{self.path}: has no eGeMAPS branch (train it with --egemaps)")
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(centred_functionals), dtype=torch.float32)
+            return torch.softmax(self.functionals.eval()(x), dim=1).numpy()
 
     def seen_actors(self, table: pd.DataFrame) -> list[int]:
         """The actors of ``table`` this classifier was trained or validated on
@@ -125,13 +140,37 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
 
     model = build_model(path, make, ClassifierConfig, payload["model_config"], payload["state"],
                         "model")
-    config = model.config
-    if config.n_classes != len(payload["labels"]):
-        raise CheckpointError(f"{path}: not a readable emogan checkpoint ({config.n_classes} "
-                              f"outputs but {len(payload['labels'])} emotion labels)")
+    branch = None if extra.get("functionals") is None else build_model(
+        path, FunctionalsClassifier, FunctionalsConfig, extra["functionals"], payload["state"],
+        "functionals")
+    if branch is not None and not branch.temperature.item() > 0:
+        raise CheckpointError(f"{path}: not a readable emogan checkpoint (its eGeMAPS branch's "
+                              f"temperature is {branch.temperature.item()})")
+    for config in (model.config, *([] if branch is None else [branch.config])):
+        if config.n_classes != len(payload["labels"]):
+            raise CheckpointError(f"{path}: not a readable emogan checkpoint ({config.n_classes} "
+                                  f"outputs but {len(payload['labels'])} emotion labels)")
     return Classifier(model.to(device).eval(), payload["audio"], payload["normalizer"],
                       extra.get("norm_mode", "global"), device, Path(path), extra,
-                      tuple(payload["labels"]), prosody)
+                      tuple(payload["labels"]), prosody,
+                      None if branch is None else branch.eval())
+
+
+def corpus_probabilities(classifier: Classifier, table: pd.DataFrame,
+                         cache_dir: str | os.PathLike | None = None, progress: bool = True
+                         ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Emotion probabilities of each usable recording of a corpus table, every actor
+    standardised with the statistics of all their recordings there (in ``speaker`` mode), and
+    the table of those recordings. With an eGeMAPS branch, its verdict (functionals centred on
+    each actor's mean, cached under ``cache_dir/egemaps``) is averaged in."""
+    mel, table = classifier.corpus_inputs(table, cache_dir, progress)
+    actors = table["actor"].to_numpy(np.int64)
+    probs = classifier.probabilities(mel, actors)
+    if classifier.functionals is not None:
+        features = corpus_egemaps(table, classifier.audio, None if cache_dir is None
+                                  else Path(cache_dir) / "egemaps", progress)
+        probs = (probs + classifier.functional_probabilities(centred(features, actors))) / 2
+    return probs, table
 
 
 Audio = str | os.PathLike | np.ndarray | torch.Tensor
@@ -217,24 +256,54 @@ def _windows(wave: np.ndarray, audio: AudioConfig, hop: float
     return starts, stops, waves
 
 
+@dataclass(frozen=True)
+class SpeakerStatistics:
+    """What a few unlabelled clips tell a classifier about their speaker."""
+
+    inputs: Normalizer
+    """Statistics of the model's inputs over all the clips' windows, as training fitted each
+    training speaker's."""
+    functionals: np.ndarray | None = None
+    """The clips' mean eGeMAPS functionals, for a classifier with an eGeMAPS branch."""
+
+
 def reference_statistics(reference: Sequence[Audio], classifier: Classifier,
-                         sample_rate: int | None = None, hop: float = 0.5) -> Normalizer:
+                         sample_rate: int | None = None, hop: float = 0.5) -> SpeakerStatistics:
     """Per-speaker statistics of a ``speaker``-mode classifier from a few unlabelled clips of
-    one speaker (all their windows), as its training fitted each training speaker's."""
+    one speaker."""
     if classifier.norm_mode != "speaker":
         raise ValueError(f"{classifier.path}: standardises every clip with its training "
                          "statistics (norm_mode global), so reference clips cannot be used")
     if not len(reference):
         raise ValueError("reference needs at least one clip of the speaker")
-    inputs = []
+    inputs, functionals = [], []
     for clip in reference:
         wave = _model_rate_wave(clip, classifier, sample_rate)
         inputs.append(classifier.inputs(_windows(wave, classifier.audio, hop)[2]))
-    return Normalizer.fit_standard(np.concatenate(inputs), classifier.audio.db_floor)
+        if classifier.functionals is not None:
+            functionals.append(egemaps(wave, classifier.audio.sample_rate))
+    return SpeakerStatistics(Normalizer.fit_standard(np.concatenate(inputs),
+                                                     classifier.audio.db_floor),
+                             np.mean(functionals, axis=0) if functionals else None)
+
+
+def _with_functionals(probs: np.ndarray, windows: np.ndarray, classifier: Classifier,
+                      mean: np.ndarray) -> np.ndarray:
+    """Each window's probabilities averaged with the eGeMAPS branch's on the window's
+    functionals minus the speaker's ``mean``; a window with under 0.1 s of sound above the
+    functionals' trimming threshold keeps the CNN's alone."""
+    out = probs.copy()
+    for i, window in enumerate(windows):
+        try:
+            features = egemaps(window, classifier.audio.sample_rate)
+        except ValueError:
+            continue
+        out[i] = (probs[i] + classifier.functional_probabilities((features - mean)[None])[0]) / 2
+    return out
 
 
 def judge(audio: Audio, checkpoint: str | os.PathLike | Classifier,
-          sample_rate: int | None = None, reference: Sequence[Audio] | Normalizer = (),
+          sample_rate: int | None = None, reference: Sequence[Audio] | SpeakerStatistics = (),
           hop: float = 0.5, level: bool = True) -> ClipVerdict:
     """The emotion of a whole clip, window by window.
 
@@ -247,27 +316,31 @@ def judge(audio: Audio, checkpoint: str | os.PathLike | Classifier,
     ``speaker``-mode classifier standardises with that speaker's statistics; one that
     :attr:`~Classifier.knows_single_clips` averages that with its verdict on the clip alone
     (a few clips give noisy statistics: on RAVDESS's tuning actors the average scored 68 %
-    against 63 % for the statistics alone). Without it, the training speakers' statistics stand
+    against 63 % for the statistics alone); a classifier with an eGeMAPS branch then averages
+    in that branch's verdict on each window's functionals, centred on the speaker's. Without
+    ``reference``, the training speakers' statistics stand
     in; then, with ``level``, the clip is first scaled to the training clips' typical
     active-speech level (:attr:`Classifier.speech_level_db`), so that how loud it was recorded
     does not decide its emotion.
     """
     classifier = checkpoint if isinstance(checkpoint, Classifier) else load_classifier(checkpoint)
-    speaker = reference if isinstance(reference, Normalizer) or not len(reference) else \
+    speaker = reference if isinstance(reference, SpeakerStatistics) or not len(reference) else \
         reference_statistics(reference, classifier, sample_rate, hop)
     wave = _model_rate_wave(audio, classifier, sample_rate)
     alone = wave if not level else match_level(wave, classifier.speech_level_db,
                                                classifier.audio)
-    if not isinstance(speaker, Normalizer):
+    if not isinstance(speaker, SpeakerStatistics):
         wave = alone
     starts, stops, windows = _windows(wave, classifier.audio, hop)
     x = classifier.inputs(windows)
-    if isinstance(speaker, Normalizer):
-        probs = classifier.probabilities(x, [0] * len(x), {0: speaker})
+    if isinstance(speaker, SpeakerStatistics):
+        probs = classifier.probabilities(x, [0] * len(x), {0: speaker.inputs})
         if classifier.knows_single_clips:
             by_itself = classifier.inputs(stack_fixed_length(
                 [alone[a:b] for a, b in zip(starts, stops)], windows.shape[-1]))
             probs = (probs + classifier.probabilities(by_itself)) / 2
+        if classifier.functionals is not None and speaker.functionals is not None:
+            probs = _with_functionals(probs, windows, classifier, speaker.functionals)
     else:
         probs = classifier.probabilities(x)
     mel = x[:, :classifier.audio.n_mels]
@@ -284,7 +357,7 @@ def judge(audio: Audio, checkpoint: str | os.PathLike | Classifier,
 
 
 def predict(audio: Audio, checkpoint: str | os.PathLike | Classifier,
-            sample_rate: int | None = None, reference: Sequence[Audio] | Normalizer = (),
+            sample_rate: int | None = None, reference: Sequence[Audio] | SpeakerStatistics = (),
             hop: float = 0.5, level: bool = True) -> dict[str, float]:
     """Per-emotion probabilities (the checkpoint's emotions in order, summing to 1) of one whole
     clip (:func:`judge`).

@@ -1,5 +1,5 @@
 """Neural network models: the speech emotion classifier (and running it over many log-mels in
-batches) and the conditional GAN (and its one-hot emotion conditioning)."""
+batches), its eGeMAPS branch, and the conditional GAN (and its one-hot emotion conditioning)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from emogan_utils.data import EMOTIONS
+from emogan_utils.egemaps import N_FUNCTIONALS
 from emogan_utils.features import AudioConfig
 from emogan_utils.runtime import autocast
 
@@ -149,6 +150,40 @@ class EnsembleClassifier(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(mel).float(), dim=1) for m in self.members])
         return probs.mean(0).clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
+@dataclass(frozen=True)
+class FunctionalsConfig:
+    """Shape of :class:`FunctionalsClassifier`; stored in checkpoints as its constructor
+    arguments."""
+
+    n_features: int = N_FUNCTIONALS
+    n_classes: int = len(EMOTIONS)
+    hidden: int = 128
+    dropout: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FunctionalsClassifier(nn.Module):
+    """The eGeMAPS branch: a one-hidden-layer perceptron on a clip's functionals minus its
+    speaker's mean, each functional first scaled by the training rows' spread; its logits are
+    divided by a temperature so that its probabilities are calibrated (``shift``, ``scale`` and
+    ``temperature`` are buffers set by training)."""
+
+    def __init__(self, config: FunctionalsConfig = FunctionalsConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("shift", torch.zeros(config.n_features))
+        self.register_buffer("scale", torch.ones(config.n_features))
+        self.register_buffer("temperature", torch.ones(()))
+        self.net = nn.Sequential(nn.Linear(config.n_features, config.hidden), nn.GELU(),
+                                 nn.Dropout(config.dropout),
+                                 nn.Linear(config.hidden, config.n_classes))
+
+    def forward(self, centred: torch.Tensor) -> torch.Tensor:
+        return self.net((centred - self.shift) / self.scale) / self.temperature
 
 
 def batched_logits(model: nn.Module, mel: np.ndarray | torch.Tensor, device: torch.device,
