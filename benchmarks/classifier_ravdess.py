@@ -40,12 +40,13 @@ figures stay comparable with a run without it.
 ``accuracy`` and ``enrolled_accuracy`` are then the CNN's and the branch's verdicts averaged,
 as ``evaluate-classifier`` and ``predict --reference`` judge, and ``cnn_accuracy`` and
 ``egemaps_accuracy`` each alone, with all the speaker's clips (single clips are the CNN's
-alone).
+alone); :func:`branch_study` adds two other ways to build the branch.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -63,7 +64,7 @@ from emogan_utils.classifier_training import (ClassifierTrainConfig, save_classi
 from emogan_utils.config import Paths, real_ravdess
 from emogan_utils.data import Split, fold_split, load_corpus, split_actors, write_manifest
 from emogan_utils.evaluate import accuracy, classification_report
-from emogan_utils.egemaps import centred, corpus_egemaps
+from emogan_utils.egemaps import EgemapsJudge, centred, corpus_egemaps, per_speaker
 from emogan_utils.features import Normalizer
 from emogan_utils.inference import Classifier, corpus_probabilities, load_classifier, predict
 from emogan_utils.inputs import level_matched
@@ -189,13 +190,8 @@ def main() -> None:
                           for k in range(len(members))]
             other = {}
             if features is not None:
-                speakers = test["actor"].to_numpy(np.int64)
-                branch = classifier.functional_probabilities(centred(features, speakers))
-                saved.update({f"cnn_probs{fold}": classifier.probabilities(mel, speakers),
-                              f"egemaps_probs{fold}": branch, f"egemaps{fold}": features,
-                              f"actors{fold}": speakers})
-                other.update(cnn_accuracy=accuracy(labels, saved[f"cnn_probs{fold}"].argmax(1)),
-                             egemaps_accuracy=accuracy(labels, branch.argmax(1)))
+                other.update(branch_study(classifier, mel, test, features,
+                                          split.select(table, "train"), cache))
             if cross is not None:
                 other.update(other_corpus(classifier, cross, cache, "cross"))
             if joint is not None:
@@ -279,6 +275,31 @@ def other_corpus(classifier: Classifier, table, cache: Path, name: str) -> dict:
     return {f"{name}_single_accuracy": float(np.mean(single == truth)),
             f"{name}_speaker_accuracy": float(np.mean(speaker == kept_truth)),
             f"{name}_single_recall": recall, f"{name}_clips": int(len(table))}
+
+
+def branch_study(classifier: Classifier, mel: np.ndarray, test, features: np.ndarray, train,
+                 cache: Path) -> dict:
+    """With all the speaker's clips: the CNN alone (``cnn_accuracy``), the eGeMAPS branch alone
+    (``egemaps_accuracy``), and two other ways to build the branch, each averaged with the CNN
+    as the package averages its branch: without its temperature (``untempered_fused_accuracy``)
+    and an RBF SVM on functionals standardised per speaker, its scores calibrated
+    (``svm_accuracy``, ``svm_fused_accuracy``; the translation judge's model)."""
+    labels = test["label"].to_numpy(np.int64)
+    speakers = test["actor"].to_numpy(np.int64)
+    cnn = classifier.probabilities(mel, speakers)
+    branch = classifier.functional_probabilities(centred(features, speakers))
+    untempered = dataclasses.replace(classifier, functionals=copy.deepcopy(classifier.functionals))
+    untempered.functionals.temperature.fill_(1.0)
+    svm = EgemapsJudge.fit(corpus_egemaps(train, classifier.audio, cache / "egemaps",
+                                          progress=False), train["actor"].to_numpy(),
+                           train["emotion"], classifier.labels, probability=True)
+    svm = svm.probabilities(features, speakers, per_speaker(features, speakers))
+    untempered = untempered.functional_probabilities(centred(features, speakers))
+    return {"cnn_accuracy": accuracy(labels, cnn.argmax(1)),
+            "egemaps_accuracy": accuracy(labels, branch.argmax(1)),
+            "untempered_fused_accuracy": accuracy(labels, (cnn + untempered).argmax(1)),
+            "svm_accuracy": accuracy(labels, svm.argmax(1)),
+            "svm_fused_accuracy": accuracy(labels, (cnn + svm).argmax(1))}
 
 
 def utterance_folds(table, k: int, seed: int) -> list[list[str]]:
