@@ -66,7 +66,7 @@ from emogan_utils.data import Split, fold_split, load_corpus, split_actors, writ
 from emogan_utils.evaluate import accuracy, classification_report
 from emogan_utils.egemaps import EgemapsJudge, centred, corpus_egemaps, per_speaker
 from emogan_utils.features import Normalizer
-from emogan_utils.inference import Classifier, corpus_probabilities, load_classifier, predict
+from emogan_utils.inference import Classifier, load_classifier, predict
 from emogan_utils.inputs import level_matched
 from emogan_utils.models import ClassifierConfig
 from emogan_utils.runtime import pick_device
@@ -168,10 +168,13 @@ def main() -> None:
             classifier = load_classifier(path)
             mel, test = classifier.corpus_inputs(split.select(table, "test"), cache,
                                                  progress=False)
-            labels = test["label"].to_numpy(np.int64)
-            probs = corpus_probabilities(classifier, test, cache, progress=False)[0]
+            labels, speakers = (test[k].to_numpy(np.int64) for k in ("label", "actor"))
+            cnn = classifier.probabilities(mel, speakers)
             features = (None if classifier.functionals is None else corpus_egemaps(
                 test, classifier.audio, cache / "egemaps", progress=False))
+            # as evaluate-classifier judges (inference.corpus_probabilities)
+            probs = (cnn if features is None
+                     else classifier.with_functionals(cnn, centred(features, speakers)))
             report = classification_report(labels, probs.argmax(1))
             single, raw = (accuracy(labels, [classifier.labels.index(_top(
                 predict(file, classifier, level=level))) for file in test["path"]])
@@ -185,12 +188,12 @@ def main() -> None:
             for k, member in enumerate(members):  # each seed alone, for free
                 alone = dataclasses.replace(classifier, model=member)
                 saved[f"member{k}_probs{fold}"] = alone.probabilities(
-                    mel, test["actor"].to_numpy(np.int64))
+                    mel, speakers)
             member_acc = [accuracy(labels, saved[f"member{k}_probs{fold}"].argmax(1))
                           for k in range(len(members))]
             other = {}
             if features is not None:
-                other.update(branch_study(classifier, mel, test, features,
+                other.update(branch_study(classifier, cnn, test, features,
                                           split.select(table, "train"), cache))
             if cross is not None:
                 other.update(other_corpus(classifier, cross, cache, "cross"))
@@ -277,16 +280,16 @@ def other_corpus(classifier: Classifier, table, cache: Path, name: str) -> dict:
             f"{name}_single_recall": recall, f"{name}_clips": int(len(table))}
 
 
-def branch_study(classifier: Classifier, mel: np.ndarray, test, features: np.ndarray, train,
+def branch_study(classifier: Classifier, cnn: np.ndarray, test, features: np.ndarray, train,
                  cache: Path) -> dict:
-    """With all the speaker's clips: the CNN alone (``cnn_accuracy``), the eGeMAPS branch alone
+    """With all the speaker's clips (the CNN's probabilities ``cnn``): the CNN alone
+    (``cnn_accuracy``), the eGeMAPS branch alone
     (``egemaps_accuracy``), and two other ways to build the branch, each averaged with the CNN
     as the package averages its branch: without its temperature (``untempered_fused_accuracy``)
     and an RBF SVM on functionals standardised per speaker, its scores calibrated
     (``svm_accuracy``, ``svm_fused_accuracy``; the translation judge's model)."""
     labels = test["label"].to_numpy(np.int64)
     speakers = test["actor"].to_numpy(np.int64)
-    cnn = classifier.probabilities(mel, speakers)
     branch = classifier.functional_probabilities(centred(features, speakers))
     untempered = dataclasses.replace(classifier, functionals=copy.deepcopy(classifier.functionals))
     untempered.functionals.temperature.fill_(1.0)
@@ -319,20 +322,20 @@ def enrolled_probabilities(classifier: Classifier, mel: np.ndarray, actors: np.n
     rng = np.random.default_rng(seed)
     actors = np.asarray(actors)
     statistics = np.empty((len(mel), len(classifier.labels)))
-    branch = np.zeros_like(statistics)
+    centred_features = np.zeros((len(mel), 0 if features is None else features.shape[1]))
     for i in range(len(mel)):
         others = np.flatnonzero((actors == actors[i]) & (np.arange(len(mel)) != i))
         chosen = rng.choice(others, size=min(clips, len(others)), replace=False)
         speaker = Normalizer.fit_standard(mel[chosen], classifier.audio.db_floor)
         statistics[i] = classifier.probabilities(mel[i:i + 1], [0], {0: speaker})[0]
         if features is not None:
-            branch[i] = classifier.functional_probabilities(
-                features[i:i + 1] - features[chosen].mean(axis=0))[0]
+            centred_features[i] = features[i] - features[chosen].mean(axis=0)
     judged = statistics
     if classifier.knows_single_clips:
         judged = (judged + classifier.probabilities(
             level_matched(mel, classifier.speech_level_db, classifier.audio))) / 2
-    return statistics, judged if features is None else (judged + branch) / 2
+    return statistics, (judged if features is None
+                        else classifier.with_functionals(judged, centred_features))
 
 
 def tuning_split(split: Split, seed: int) -> Split:

@@ -95,6 +95,11 @@ class Classifier:
             x = torch.as_tensor(np.asarray(centred_functionals), dtype=torch.float32)
             return torch.softmax(self.functionals.eval()(x), dim=1).numpy()
 
+    def with_functionals(self, probs: np.ndarray, centred_functionals: np.ndarray) -> np.ndarray:
+        """``probs`` (the CNN's, of the same clips) averaged with the eGeMAPS branch's
+        (:meth:`functional_probabilities`): how the two join where the speaker is known."""
+        return (probs + self.functional_probabilities(centred_functionals)) / 2
+
     def seen_actors(self, table: pd.DataFrame) -> list[int]:
         """The actors of ``table`` this classifier was trained or validated on
         (:func:`~emogan_utils.data.seen_actors`)."""
@@ -169,7 +174,7 @@ def corpus_probabilities(classifier: Classifier, table: pd.DataFrame,
     if classifier.functionals is not None:
         features = corpus_egemaps(table, classifier.audio, None if cache_dir is None
                                   else Path(cache_dir) / "egemaps", progress)
-        probs = (probs + classifier.functional_probabilities(centred(features, actors))) / 2
+        probs = classifier.with_functionals(probs, centred(features, actors))
     return probs, table
 
 
@@ -298,7 +303,7 @@ def _with_functionals(probs: np.ndarray, windows: np.ndarray, classifier: Classi
             features = egemaps(window, classifier.audio.sample_rate)
         except ValueError:
             continue
-        out[i] = (probs[i] + classifier.functional_probabilities((features - mean)[None])[0]) / 2
+        out[i] = classifier.with_functionals(probs[i:i + 1], (features - mean)[None])[0]
     return out
 
 
